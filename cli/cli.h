@@ -1,0 +1,69 @@
+/* cli/cli.h: the `sae` command line: option tables shared by flags and config
+ * files, error printing, and the subcommands. Only cli/ prints errors and
+ * decides exit codes: 0 success, 1 runtime error, 2 usage error. */
+#ifndef SAE_CLI_H
+#define SAE_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
+
+typedef enum cli_opt_type {
+    CLI_SIZE,   /* size_t; accepts 2000000, 2e6, 2M, 512k */
+    CLI_U64,    /* uint64_t, same syntax */
+    CLI_INT,    /* int */
+    CLI_FLOAT,  /* float */
+    CLI_DOUBLE, /* double */
+    CLI_STR,    /* const char * (points into argv or the config) */
+    CLI_TRUE,   /* int set to 1, no value */
+    CLI_FALSE,  /* int set to 0, no value */
+    CLI_CHOICE, /* int index into `choices` (NULL-terminated) */
+} cli_opt_type;
+
+typedef struct cli_opt {
+    const char *name;   /* long flag without dashes; config key is the same with '_' */
+    cli_opt_type type;
+    void *target;
+    const char *help;
+    int in_config;      /* may also be set from --config files */
+    const char *const *choices;
+} cli_opt;
+
+/* Parses argv (argv[0] is the subcommand) against opts. Positional arguments
+ * are collected into pos (up to max_pos). "--help" sets *help. Returns 0, or
+ * prints one error line and returns CLI_EXIT_USAGE. If `config_path` is not
+ * NULL, a --config FILE flag is honoured first: its keys are applied before any
+ * flag so that flags win. */
+int cli_parse(int argc, char **argv, const char *cmd, const cli_opt *opts, size_t n_opts,
+              const char **pos, size_t max_pos, size_t *n_pos, int *help);
+void cli_usage(FILE *out, const char *cmd, const char *synopsis, const char *about,
+               const cli_opt *opts, size_t n_opts);
+/* Sets one option from text; src names where it came from for messages. */
+int cli_set(const cli_opt *o, const char *value, const char *src);
+
+/* "sae: error: SUBJECT: MSG" (subject omitted when empty). */
+void cli_error(const sae_error *err);
+void cli_errorf(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Loads an INI file into opts (keys in any section named after cmd, or at the
+ * top). Unknown keys are an error naming file and line. */
+int cli_config_load(const char *path, const char *cmd, const cli_opt *opts, size_t n_opts);
+
+/* SIGINT/SIGTERM set this; long commands checkpoint and stop. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_install_signals(void);
+int cli_default_threads(void);
+
+int cmd_synth(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

@@ -1,0 +1,83 @@
+/* cli/cmd_eval.c: `sae eval`, one JSON object on stdout. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "sae/blas.h"
+#include "sae/io.h"
+#include "train/train.h"
+
+int cmd_eval(int argc, char **argv) {
+    const char *sae_path = NULL, *data = NULL;
+    uint64_t tokens = 0;
+    size_t batch = 4096;
+    int threads = cli_default_threads();
+    cli_opt opts[] = {
+        {"sae", CLI_STR, &sae_path, "SAE checkpoint (.h5)", 0, NULL},
+        {"data", CLI_STR, &data, "activation file (schema v1)", 0, NULL},
+        {"tokens", CLI_U64, &tokens, "evaluate the first T rows (0 = all)", 0, NULL},
+        {"batch", CLI_SIZE, &batch, "rows per forward pass", 0, NULL},
+        {"threads", CLI_INT, &threads, "threads", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help;
+    int rc = cli_parse(argc, argv, "eval", opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "eval", "--sae S.h5 --data A.h5 [options]",
+                  "Prints one JSON object: fvu (sum of squared error / sum of squared deviation\n"
+                  "from the mean), mse, l0, dead_frac (latents that never fired), tokens; with\n"
+                  "/truth/features in the data also mmcs and recovered (best cosine > 0.9).",
+                  opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!sae_path || !data) {
+        cli_errorf("eval", "--sae and --data are required (try 'sae eval --help')");
+        return CLI_EXIT_USAGE;
+    }
+    if (batch == 0 || threads < 1) {
+        cli_errorf("eval", "--batch and --threads must be positive");
+        return CLI_EXIT_USAGE;
+    }
+    sae_set_threads(threads);
+    sae_error err = {0};
+    sae_model m;
+    double scale;
+    data_actfile *f = NULL;
+    if (sae_file_load(sae_path, &m, batch, &scale, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (data_actfile_open(&f, data, &err) < 0) {
+        cli_error(&err);
+        sae_model_free(&m);
+        return CLI_EXIT_ERROR;
+    }
+    train_eval_result r;
+    rc = train_eval(&m, scale, f, tokens, &r, &err);
+    data_actfile_close(f);
+    sae_model_free(&m);
+    if (rc < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (r.skipped) cli_warn("%s: skipped %llu rows holding NaN or Inf", data, (unsigned long long)r.skipped);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "fvu", r.fvu);
+    cJSON_AddNumberToObject(j, "mse", r.mse);
+    cJSON_AddNumberToObject(j, "l0", r.l0);
+    cJSON_AddNumberToObject(j, "dead_frac", r.dead_frac);
+    cJSON_AddNumberToObject(j, "tokens", (double)r.tokens);
+    if (r.has_truth) {
+        cJSON_AddNumberToObject(j, "mmcs", r.mmcs);
+        cJSON_AddNumberToObject(j, "recovered", r.recovered_09);
+        cJSON_AddNumberToObject(j, "recovered_threshold", 0.9);
+        cJSON_AddNumberToObject(j, "n_truth", (double)r.n_truth);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(j);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,104 @@
+/* cli/cmd_info.c: `sae info FILE`, a description of an activation file or an
+ * SAE checkpoint. */
+#include <string.h>
+
+#include "cli/cli.h"
+#include "data/actfile.h"
+#include "data/h5.h"
+#include "sae/io.h"
+
+static void info_activations(const data_actfile *f) {
+    printf("%s: activation file (schema v%lld)\n", f->path, (long long)f->schema_version);
+    printf("  activations  %zu rows x d=%zu, %s, chunks of %zu rows\n", f->n, f->d,
+           f->dtype_bytes == 2 ? "float16" : "float32", f->chunk_rows);
+    printf("  tokens       %s\n", f->has_tokens ? "yes" : "no");
+    printf("  documents    %zu%s\n", f->n_docs, f->has_doc_labels ? " (labelled)" : "");
+    printf("  vocab        %zu pieces\n", f->vocab_size);
+    printf("  unembed      %s; final_norm %s\n", f->has_unembed ? "yes" : "no",
+           f->has_final_norm ? "yes" : "no");
+    if (f->n_truth) printf("  truth        %zu planted features\n", f->n_truth);
+    printf("  model        %s, layer %lld, hook %s\n", f->model[0] ? f->model : "?",
+           (long long)f->layer, f->hook[0] ? f->hook : "?");
+}
+
+static void print_attr(hid_t h, const char *name, const char *label) {
+    double v;
+    if (data_h5_get_attr_f64(h, name, &v) == SAE_OK) printf("  %-14s %.6g\n", label, v);
+}
+
+static int info_sae(const char *path, int64_t h) {
+    sae_config c;
+    double scale;
+    sae_error err = {0};
+    if (sae_file_read_config(h, &c, &scale, path, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    printf("%s: SAE (%s)\n", path, sae_arch_name(c.arch));
+    printf("  d_model        %zu\n  latents        %zu\n", c.d, c.m);
+    if (c.arch == SAE_ARCH_TOPK) printf("  k              %zu\n  aux_k          %zu\n", c.k, c.aux_k);
+    printf("  input_scale    %.6g\n", scale);
+    char data[4096];
+    if (data_h5_get_attr_str((hid_t)h, "data", data, sizeof data) == SAE_OK)
+        printf("  trained on     %s\n", data);
+    print_attr((hid_t)h, "tokens", "tokens (0=all)");
+    print_attr((hid_t)h, "batch", "batch");
+    print_attr((hid_t)h, "lr", "lr");
+    if (c.arch == SAE_ARCH_RELU) print_attr((hid_t)h, "l1", "l1");
+    print_attr((hid_t)h, "seed", "seed");
+    int64_t step, total, tokens, complete, threads;
+    hid_t g = H5Lexists((hid_t)h, "train", H5P_DEFAULT) > 0 ? H5Gopen2((hid_t)h, "train", H5P_DEFAULT) : -1;
+    if (g >= 0 && data_h5_get_attr_i64(g, "step", &step) == SAE_OK &&
+        data_h5_get_attr_i64(g, "total_steps", &total) == SAE_OK &&
+        data_h5_get_attr_i64(g, "tokens", &tokens) == SAE_OK &&
+        data_h5_get_attr_i64(g, "complete", &complete) == SAE_OK) {
+        printf("  progress       step %lld/%lld, %lld tokens, %s\n", (long long)step, (long long)total,
+               (long long)tokens, complete ? "complete" : "in progress (resumable)");
+    }
+    if (data_h5_get_attr_i64((hid_t)h, "threads", &threads) == SAE_OK)
+        printf("  threads        %lld\n", (long long)threads);
+    if (g >= 0) H5Gclose(g);
+    return CLI_EXIT_OK;
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_opt opts[1] = {{0}};
+    const char *pos[1];
+    size_t n_pos;
+    int help;
+    int rc = cli_parse(argc, argv, "info", opts, 0, pos, 1, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "info", "FILE", "Describes an activation file or an SAE checkpoint.", opts, 0);
+        return CLI_EXIT_OK;
+    }
+    if (n_pos != 1) {
+        cli_errorf("info", "expects one FILE (try 'sae info --help')");
+        return CLI_EXIT_USAGE;
+    }
+    const char *path = pos[0];
+    sae_error err = {0};
+    int64_t h;
+    data_h5_lock();
+    rc = sae_file_open_h5(path, &h, &err);
+    if (rc < 0) {
+        data_h5_unlock();
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    char fmt[32];
+    int is_sae = data_h5_get_attr_str((hid_t)h, "format", fmt, sizeof fmt) == SAE_OK &&
+                 strcmp(fmt, "sae") == 0;
+    if (is_sae) rc = info_sae(path, h);
+    H5Fclose((hid_t)h);
+    data_h5_unlock();
+    if (is_sae) return rc;
+    data_actfile *f;
+    if (data_actfile_open(&f, path, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    info_activations(f);
+    data_actfile_close(f);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,160 @@
+/* cli/cmd_train.c: `sae train`. Flags override --config keys, which override
+ * the defaults of train_default_params. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "common/fileutil.h"
+#include "sae/blas.h"
+#include "train/train.h"
+
+static const char *const ARCHS[] = {"topk", "relu", NULL};
+static const char *const BDEC[] = {"median", "mean", "zero", NULL};
+
+/* Fails early (before hours of training) if the output cannot be created. */
+static int check_writable(const char *out) {
+    char tmp[4200];
+    sae_error err = {0};
+    if (sae_tmp_path(tmp, sizeof tmp, out, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cli_errorf(out, "cannot create output here");
+        return CLI_EXIT_ERROR;
+    }
+    fclose(f);
+    remove(tmp);
+    return 0;
+}
+
+static int check_data(data_actfile *f, int skip_nonfinite) {
+    size_t bad = 0, first = 0;
+    sae_error err = {0};
+    fprintf(stderr, "sae train: checking %s (%zu rows x d=%zu, %s)\n", f->path, f->n, f->d,
+            f->dtype_bytes == 2 ? "float16" : "float32");
+    if (data_actfile_count_nonfinite(f, &bad, &first, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (bad == f->n) {
+        cli_errorf(f->path, "every row of /activations holds NaN or Inf");
+        return CLI_EXIT_ERROR;
+    }
+    if (bad && !skip_nonfinite) {
+        cli_errorf(f->path, "%zu rows of /activations hold NaN or Inf (first at row %zu); "
+                   "pass --skip-nonfinite to train without them", bad, first);
+        return CLI_EXIT_ERROR;
+    }
+    if (bad) cli_warn("%s: skipping %zu rows holding NaN or Inf (first at row %zu)", f->path, bad, first);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    int arch = 0;
+    train_params p = train_default_params(SAE_ARCH_TOPK);
+    const char *data = NULL, *out = NULL, *config = NULL, *log = NULL;
+    int resume = 0, threads = cli_default_threads(), no_auxk = 0, bdec = (int)p.bdec_init;
+    cli_opt opts[] = {
+        {"data", CLI_STR, &data, "activation file to train on (schema v1)", 1, NULL},
+        {"out", CLI_STR, &out, "SAE checkpoint to write (.h5)", 1, NULL},
+        {"config", CLI_STR, &config, "INI file of defaults (keys = these flags)", 0, NULL},
+        {"arch", CLI_CHOICE, &arch, "architecture", 1, ARCHS},
+        {"latents", CLI_SIZE, &p.sae.m, "dictionary size M (0 = 8 x d)", 1, NULL},
+        {"k", CLI_SIZE, &p.sae.k, "topk: active latents per token", 1, NULL},
+        {"aux-k", CLI_SIZE, &p.sae.aux_k, "topk: AuxK latents (default d/2)", 1, NULL},
+        {"aux-coef", CLI_FLOAT, &p.sae.aux_coef, "topk: AuxK loss weight", 1, NULL},
+        {"no-auxk", CLI_TRUE, &no_auxk, "topk: turn the AuxK loss off", 1, NULL},
+        {"l1", CLI_FLOAT, &p.l1, "relu: L1 coefficient", 1, NULL},
+        {"l1-warmup", CLI_FLOAT, &p.l1_warmup, "relu: fraction of steps ramping l1 up", 1, NULL},
+        {"tokens", CLI_U64, &p.tokens, "training tokens (0 = one pass over the data)", 1, NULL},
+        {"batch", CLI_SIZE, &p.batch, "tokens per step", 1, NULL},
+        {"lr", CLI_FLOAT, &p.lr, "peak learning rate (Adam)", 1, NULL},
+        {"lr-warmup", CLI_FLOAT, &p.lr_warmup, "fraction of steps warming the lr up", 1, NULL},
+        {"lr-decay", CLI_FLOAT, &p.lr_decay, "fraction of steps at the end decaying lr to 0", 1, NULL},
+        {"grad-clip", CLI_FLOAT, &p.grad_clip, "clip the gradient norm (0 = off)", 1, NULL},
+        {"b-dec-init", CLI_CHOICE, &bdec, "initial decoder bias", 1, BDEC},
+        {"dead-tokens", CLI_U64, &p.dead_tokens, "a latent is dead after this many tokens unfired", 1, NULL},
+        {"buffer", CLI_SIZE, &p.buffer_rows, "shuffle buffer in rows (memory: rows x d x 4 B)", 1, NULL},
+        {"skip-nonfinite", CLI_TRUE, &p.skip_nonfinite, "drop NaN/Inf rows instead of refusing", 1, NULL},
+        {"threads", CLI_INT, &threads, "threads (BLAS and kernels)", 1, NULL},
+        {"seed", CLI_U64, &p.seed, "random seed (init and shuffling)", 1, NULL},
+        {"log", CLI_STR, &log, "write metrics as JSON lines to this file", 1, NULL},
+        {"log-every", CLI_SIZE, &p.log_every, "steps between metric reports", 1, NULL},
+        {"checkpoint-every", CLI_U64, &p.checkpoint_every, "tokens between checkpoints (0 = end only)", 1, NULL},
+        {"resume", CLI_TRUE, &resume, "continue from the checkpoint at --out", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help;
+    int rc = cli_parse(argc, argv, "train", opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc == 0 && (sae_arch)arch != p.sae.arch) {
+        /* the defaults (lr, l1, clip...) depend on the architecture, which the
+         * config or a flag chose: start again from that architecture's defaults */
+        p = train_default_params((sae_arch)arch);
+        bdec = (int)p.bdec_init;
+        rc = cli_parse(argc, argv, "train", opts, n_opts, pos, 0, &n_pos, &help);
+    }
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "train", "--data A.h5 --out S.h5 [options]",
+                  "Trains a TopK (Gao et al. 2024) or ReLU-L1 (Anthropic, April 2024) sparse\n"
+                  "autoencoder on streamed, shuffled activations. Ctrl-C writes a checkpoint;\n"
+                  "the same command with --resume continues it bit for bit.",
+                  opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!data || !out) {
+        cli_errorf("train", "--data and --out are required (try 'sae train --help')");
+        return CLI_EXIT_USAGE;
+    }
+    if (threads < 1) {
+        cli_errorf("train", "--threads must be at least 1");
+        return CLI_EXIT_USAGE;
+    }
+    if (no_auxk) p.sae.aux_k = 0;
+    p.bdec_init = (train_bdec_init)bdec;
+    p.threads = threads;
+    sae_set_threads(threads);
+
+    sae_error err = {0};
+    data_actfile *f = NULL;
+    if (data_actfile_open(&f, data, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    train_params resolved = p;
+    if (train_resolve(&resolved, f->d, &err) < 0) {
+        cli_error(&err);
+        data_actfile_close(f);
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = check_writable(out)) || (rc = check_data(f, p.skip_nonfinite))) {
+        data_actfile_close(f);
+        return rc;
+    }
+    cli_progress pr;
+    if ((rc = cli_progress_init(&pr, log, resume))) {
+        data_actfile_close(f);
+        return rc;
+    }
+    cli_install_signals();
+    train_observer obs = cli_progress_observer(&pr);
+    rc = train_run(&p, f, out, resume, &obs, &err);
+    cli_progress_close(&pr);
+    data_actfile_close(f);
+    if (rc < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (rc == 1) {
+        fprintf(stderr, "\nsae train: interrupted; checkpoint saved to %s. Run the same command with "
+                        "--resume to continue.\n", out);
+        return 130;
+    }
+    fprintf(stderr, "sae train: wrote %s\n", out);
+    return CLI_EXIT_OK;
+}

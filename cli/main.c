@@ -1,0 +1,65 @@
+/* cli/main.c: `sae`, one binary with git-style subcommands. The table below
+ * is the list of commands; each parses its own options (cli/args.c). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"demo", cmd_demo, "synthesize data, train an SAE on it, evaluate it (no input needed)"},
+    {"synth", cmd_synth, "write a synthetic activation file with a planted dictionary"},
+    {"train", cmd_train, "train a sparse autoencoder on an activation file"},
+    {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
+    {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: sae COMMAND [options]     (sae COMMAND --help for its options)\n\n"
+                 "Sparse autoencoders over language-model activations.\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "  %-8s %s\n", "help", "this list, or 'sae help COMMAND'");
+}
+
+static const command *find(const char *name) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    /* a write past RLIMIT_FSIZE must fail with EFBIG and be reported, not kill us */
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            const command *c = find(argv[2]);
+            if (!c) {
+                cli_errorf("help", "unknown command '%s'", argv[2]);
+                return CLI_EXIT_USAGE;
+            }
+            char *hargv[] = {(char *)c->name, "--help", NULL};
+            return c->run(2, hargv);
+        }
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    const command *c = find(name);
+    if (!c) {
+        cli_errorf(NULL, "unknown command '%s' (see 'sae help')", name);
+        return CLI_EXIT_USAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}

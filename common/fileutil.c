@@ -1,0 +1,42 @@
+/* common/fileutil.c: temporary-name-then-rename for outputs. */
+#include "common/fileutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sae_tmp_path(char *buf, size_t cap, const char *path, sae_error *err) {
+    int n = snprintf(buf, cap, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= cap) return sae_error_set(err, SAE_ERR_ARG, path, "path too long");
+    return SAE_OK;
+}
+
+static int fsync_path(const char *path, int flags) {
+    int fd = open(path, flags);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int sae_commit_file(const char *tmp, const char *path, sae_error *err) {
+    if (fsync_path(tmp, O_RDONLY) != 0)
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot flush output: %s", strerror(errno));
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot write output: %s", strerror(e));
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY); /* best effort: durability of the rename */
+    return SAE_OK;
+}
+
+int sae_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}

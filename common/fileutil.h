@@ -1,0 +1,25 @@
+/* common/fileutil.h: outputs appear complete or not at all.
+ *
+ * Every output is written under a temporary name in the same directory and
+ * renamed over the final path only once it is complete and closed, so a crash
+ * or a full disk never leaves a half-written file that looks finished.
+ *
+ *     char tmp[4096];
+ *     sae_tmp_path(tmp, sizeof tmp, out);
+ *     ...write tmp...
+ *     if (ok) sae_commit_file(tmp, out, &err); else remove(tmp);
+ */
+#ifndef SAE_COMMON_FILEUTIL_H
+#define SAE_COMMON_FILEUTIL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+/* "<path>.tmp.<pid>"; returns SAE_ERR_ARG if it does not fit. */
+int sae_tmp_path(char *buf, size_t cap, const char *path, sae_error *err);
+/* fsync tmp, rename it over path, fsync the directory. */
+int sae_commit_file(const char *tmp, const char *path, sae_error *err);
+int sae_file_exists(const char *path);
+
+#endif

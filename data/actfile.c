@@ -1,0 +1,446 @@
+/* data/actfile.c: open and validate activation files (schema v1); read rows;
+ * write new files atomically. The schema itself is described in actfile.h. */
+#include "data/actfile.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/fileutil.h"
+#include "common/mem.h"
+#include "data/h5.h"
+
+#define DEFAULT_CHUNK_ROWS 1024
+
+static const char *class_name(H5T_class_t c, size_t size) {
+    switch (c) {
+    case H5T_INTEGER: return size == 8 ? "int64" : size == 4 ? "int32" : "integer";
+    case H5T_FLOAT: return size == 8 ? "float64" : size == 4 ? "float32" : size == 2 ? "float16" : "float";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    default: return "non-numeric";
+    }
+}
+
+/* Checks that dataset `name` (when present) has the given rank, class and
+ * leading dims (0 = any). Returns 1 when absent, SAE_OK when valid. */
+static int check_ds(hid_t h5, const char *path, const char *name, int rank, H5T_class_t cls,
+                    hsize_t d0, hsize_t d1, data_h5_info *info, sae_error *err) {
+    int rc = data_h5_dataset_info(h5, name, info);
+    if (rc != SAE_OK) return rc;
+    if (info->rank != rank)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s must have rank %d, has rank %d", name,
+                             rank, info->rank);
+    if (info->cls != cls)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s must be %s, is %s", name,
+                             cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? "integer" : "string",
+                             class_name(info->cls, info->size));
+    if (d0 && info->dims[0] != d0)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s has %llu rows, expected %llu", name,
+                             (unsigned long long)info->dims[0], (unsigned long long)d0);
+    if (rank == 2 && d1 && info->dims[1] != d1)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s has width %llu, expected d=%llu", name,
+                             (unsigned long long)info->dims[1], (unsigned long long)d1);
+    return SAE_OK;
+}
+
+static int validate_offsets(data_actfile *f, sae_error *err) {
+    int64_t *off = malloc((f->n_docs + 1) * sizeof *off);
+    if (!off) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    int rc = data_h5_read_i64((hid_t)f->h5, "doc_offsets", off, f->n_docs + 1, f->path, err);
+    if (rc == SAE_OK && off[0] != 0)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, f->path, "/doc_offsets must start at 0, starts at %lld",
+                           (long long)off[0]);
+    for (size_t i = 1; rc == SAE_OK && i <= f->n_docs; i++)
+        if (off[i] <= off[i - 1])
+            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                               "/doc_offsets must be increasing: entry %zu is %lld after %lld", i,
+                               (long long)off[i], (long long)off[i - 1]);
+    if (rc == SAE_OK && off[f->n_docs] != (int64_t)f->n)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                           "/doc_offsets must end at N=%zu (the row count), ends at %lld", f->n,
+                           (long long)off[f->n_docs]);
+    free(off);
+    return rc;
+}
+
+static int validate_tokens(data_actfile *f, sae_error *err) {
+    if (f->vocab_size == 0) return SAE_OK; /* nothing to check the range against */
+    int32_t *tok = malloc(f->n * sizeof *tok);
+    if (!tok) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    int rc = data_h5_read_i32((hid_t)f->h5, "tokens", tok, f->n, f->path, err);
+    for (size_t i = 0; rc == SAE_OK && i < f->n; i++)
+        if (tok[i] < 0 || (size_t)tok[i] >= f->vocab_size)
+            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                               "/tokens[%zu] = %d is outside the vocabulary (V=%zu)", i, tok[i],
+                               f->vocab_size);
+    free(tok);
+    return rc;
+}
+
+static int validate(data_actfile *f, sae_error *err) {
+    hid_t h5 = (hid_t)f->h5;
+    const char *p = f->path;
+    data_h5_info ai, info;
+    int rc = data_h5_dataset_info(h5, "activations", &ai);
+    if (rc == 1)
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "missing /activations (schema v1 needs a float [N, d] dataset)");
+    if (ai.rank != 2)
+        return sae_error_set(err, SAE_ERR_FORMAT, p, "/activations must be 2-D [N, d], has rank %d",
+                             ai.rank);
+    if (ai.cls != H5T_FLOAT || (ai.size != 4 && ai.size != 2))
+        return sae_error_set(err, SAE_ERR_FORMAT, p, "/activations must be float32 or float16, is %s",
+                             class_name(ai.cls, ai.size));
+    f->n = (size_t)ai.dims[0];
+    f->d = (size_t)ai.dims[1];
+    f->dtype_bytes = (int)ai.size;
+    if (f->n == 0 || f->d == 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, p, "/activations is empty (%zu x %zu)", f->n, f->d);
+    int64_t dm;
+    if (data_h5_get_attr_i64(h5, "d_model", &dm) == SAE_OK && dm != (int64_t)f->d)
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "attribute d_model=%lld disagrees with /activations width %zu",
+                             (long long)dm, f->d);
+
+    if ((rc = check_ds(h5, p, "vocab", 1, H5T_STRING, 0, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        if (!info.is_vlen_str)
+            return sae_error_set(err, SAE_ERR_FORMAT, p, "/vocab must hold variable-length UTF-8 strings");
+        f->vocab_size = (size_t)info.dims[0];
+    }
+    if ((rc = check_ds(h5, p, "tokens", 1, H5T_INTEGER, f->n, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        f->has_tokens = 1;
+        if ((rc = validate_tokens(f, err)) < 0) return rc;
+    }
+    if ((rc = check_ds(h5, p, "doc_offsets", 1, H5T_INTEGER, 0, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        if (info.dims[0] < 2)
+            return sae_error_set(err, SAE_ERR_FORMAT, p, "/doc_offsets needs at least 2 entries (D+1)");
+        f->n_docs = (size_t)info.dims[0] - 1;
+        if ((rc = validate_offsets(f, err)) < 0) return rc;
+    }
+    if ((rc = check_ds(h5, p, "doc_labels", 1, H5T_STRING, 0, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        if (f->n_docs == 0 || info.dims[0] != f->n_docs)
+            return sae_error_set(err, SAE_ERR_FORMAT, p,
+                                 "/doc_labels has %llu entries but there are %zu documents",
+                                 (unsigned long long)info.dims[0], f->n_docs);
+        f->has_doc_labels = 1;
+    }
+    if ((rc = check_ds(h5, p, "unembed", 2, H5T_FLOAT, f->vocab_size, f->d, &info, err)) < 0)
+        return rc;
+    f->has_unembed = rc == SAE_OK;
+    if ((rc = check_ds(h5, p, "final_norm", 1, H5T_FLOAT, f->d, 0, &info, err)) < 0) return rc;
+    f->has_final_norm = rc == SAE_OK;
+    if ((rc = check_ds(h5, p, "truth/features", 2, H5T_FLOAT, 0, f->d, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) f->n_truth = (size_t)info.dims[0];
+
+    data_h5_get_attr_str(h5, "model", f->model, sizeof f->model);
+    data_h5_get_attr_str(h5, "hook", f->hook, sizeof f->hook);
+    if (data_h5_get_attr_i64(h5, "layer", &f->layer) != SAE_OK) f->layer = -1;
+    if (data_h5_get_attr_i64(h5, "schema_version", &f->schema_version) != SAE_OK)
+        f->schema_version = DATA_SCHEMA_VERSION;
+    if (f->schema_version > DATA_SCHEMA_VERSION)
+        return sae_error_set(err, SAE_ERR_UNSUPPORTED, p,
+                             "schema_version %lld is newer than this tool reads (%d)",
+                             (long long)f->schema_version, DATA_SCHEMA_VERSION);
+    return SAE_OK;
+}
+
+int data_actfile_open(data_actfile **out, const char *path, sae_error *err) {
+    *out = NULL;
+    data_h5_init();
+    struct stat st;
+    if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
+    if (st.st_size == 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "empty file");
+    data_actfile *f = calloc(1, sizeof *f);
+    if (!f) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    snprintf(f->path, sizeof f->path, "%s", path);
+    f->h5 = f->h5_acts = -1;
+
+    data_h5_lock();
+    int rc = SAE_OK;
+    char h5msg[256];
+    if (H5Fis_hdf5(path) <= 0) {
+        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "not an HDF5 file");
+    } else if ((f->h5 = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open HDF5 file (%s); truncated or damaged?",
+                           data_h5_last_error(h5msg, sizeof h5msg));
+    } else {
+        rc = validate(f, err);
+    }
+    if (rc == SAE_OK) {
+        f->h5_acts = H5Dopen2((hid_t)f->h5, "activations", H5P_DEFAULT);
+        hid_t dcpl = H5Dget_create_plist((hid_t)f->h5_acts);
+        hsize_t chunk[2];
+        f->chunk_rows = DEFAULT_CHUNK_ROWS;
+        if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) == 2)
+            f->chunk_rows = (size_t)chunk[0];
+        H5Pclose(dcpl);
+    }
+    data_h5_unlock();
+    if (rc < 0) {
+        data_actfile_close(f);
+        return rc;
+    }
+    *out = f;
+    return SAE_OK;
+}
+
+void data_actfile_close(data_actfile *f) {
+    if (!f) return;
+    data_h5_lock();
+    if (f->h5_acts >= 0) H5Dclose((hid_t)f->h5_acts);
+    if (f->h5 >= 0) H5Fclose((hid_t)f->h5);
+    data_h5_unlock();
+    free(f);
+}
+
+int data_actfile_read_rows(data_actfile *f, size_t row0, size_t count, float *out, sae_error *err) {
+    SAE_ASSERT(row0 + count <= f->n);
+    if (count == 0) return SAE_OK;
+    char h5msg[256];
+    data_h5_lock();
+    hid_t fs = H5Dget_space((hid_t)f->h5_acts);
+    hsize_t start[2] = {row0, 0}, cnt[2] = {count, f->d};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    hid_t ms = H5Screate_simple(2, cnt, NULL);
+    herr_t rc = H5Dread((hid_t)f->h5_acts, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
+    if (rc < 0) data_h5_last_error(h5msg, sizeof h5msg);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    data_h5_unlock();
+    if (rc < 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                             "cannot read /activations rows %zu..%zu (%s); truncated or damaged?",
+                             row0, row0 + count, h5msg);
+    return SAE_OK;
+}
+
+int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err) {
+    data_h5_lock();
+    int rc = data_h5_read_f32((hid_t)f->h5, "truth/features", out, f->n_truth * f->d, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actfile_read_doc_offsets(data_actfile *f, int64_t *out, sae_error *err) {
+    data_h5_lock();
+    int rc = data_h5_read_i64((hid_t)f->h5, "doc_offsets", out, f->n_docs + 1, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_row_nonfinite(const float *row, size_t d) {
+    for (size_t j = 0; j < d; j++)
+        if (!isfinite(row[j])) return 1;
+    return 0;
+}
+
+int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *first_bad,
+                                 sae_error *err) {
+    size_t block = f->chunk_rows;
+    while (block * f->d < (1u << 20) && block < f->n) block *= 2; /* ~4 MB reads */
+    float *buf = sae_alloc(block * f->d * sizeof(float));
+    if (!buf) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    size_t bad = 0, first = (size_t)-1;
+    int rc = SAE_OK;
+    for (size_t r = 0; r < f->n && rc == SAE_OK; r += block) {
+        size_t cnt = f->n - r < block ? f->n - r : block;
+        rc = data_actfile_read_rows(f, r, cnt, buf, err);
+        for (size_t i = 0; rc == SAE_OK && i < cnt; i++)
+            if (data_row_nonfinite(buf + i * f->d, f->d)) {
+                if (bad == 0) first = r + i;
+                bad++;
+            }
+    }
+    sae_free(buf);
+    *bad_rows = bad;
+    if (first_bad) *first_bad = first;
+    return rc;
+}
+
+/* --- writer ------------------------------------------------------------- */
+struct data_actwriter {
+    char path[4096], tmp[4200];
+    hid_t h5, acts, tokens;
+    size_t d, n;
+    int with_tokens; /* -1 until the first append decides */
+    int failed;
+};
+
+static int writer_fail(data_actwriter *w, sae_error *err, const char *what) {
+    char h5msg[256];
+    w->failed = 1;
+    data_h5_last_error(h5msg, sizeof h5msg);
+    return sae_error_set(err, SAE_ERR_IO, w->path, "cannot write %s (%s)%s", what, h5msg,
+                         errno == ENOSPC || errno == EFBIG ? ": disk full or file too large" : "");
+}
+
+int data_actwriter_open(data_actwriter **out, const char *path, const data_actwriter_opts *o,
+                        sae_error *err) {
+    *out = NULL;
+    data_h5_init();
+    data_actwriter *w = calloc(1, sizeof *w);
+    if (!w) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    snprintf(w->path, sizeof w->path, "%s", path);
+    if (sae_tmp_path(w->tmp, sizeof w->tmp, path, err) < 0) {
+        free(w);
+        return SAE_ERR_ARG;
+    }
+    w->d = o->d;
+    w->with_tokens = -1;
+    w->tokens = -1;
+    data_h5_lock();
+    char h5msg[256];
+    w->h5 = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->h5 < 0) {
+        data_h5_unlock();
+        int e = errno;
+        sae_error_set(err, SAE_ERR_IO, path, "cannot create output (%s%s%s)",
+                      data_h5_last_error(h5msg, sizeof h5msg), e ? ": " : "", e ? strerror(e) : "");
+        free(w);
+        return SAE_ERR_IO;
+    }
+    size_t bytes = o->float16 ? 2 : 4;
+    hsize_t chunk_rows = (hsize_t)((1u << 20) / (o->d * bytes));
+    if (chunk_rows < 16) chunk_rows = 16;
+    hsize_t dims[2] = {0, o->d}, maxd[2] = {H5S_UNLIMITED, o->d}, chunk[2] = {chunk_rows, o->d};
+    hid_t sp = H5Screate_simple(2, dims, maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    hid_t ft = o->float16 ? data_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
+    w->acts = H5Dcreate2(w->h5, "activations", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Tclose(ft);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    data_h5_set_attr_i64(w->h5, "d_model", (int64_t)o->d);
+    data_h5_set_attr_str(w->h5, "model", o->model ? o->model : "");
+    data_h5_set_attr_str(w->h5, "hook", o->hook ? o->hook : "");
+    data_h5_set_attr_i64(w->h5, "layer", o->layer);
+    data_h5_set_attr_i64(w->h5, "schema_version", DATA_SCHEMA_VERSION);
+    data_h5_unlock();
+    if (w->acts < 0) {
+        data_actwriter_abort(w);
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot create /activations");
+    }
+    *out = w;
+    return SAE_OK;
+}
+
+static int extend_and_write(hid_t ds, int rank, size_t n_old, size_t count, size_t width,
+                            hid_t memtype, const void *data) {
+    hsize_t newdims[2] = {n_old + count, width};
+    if (H5Dset_extent(ds, newdims) < 0) return -1;
+    hid_t fs = H5Dget_space(ds);
+    hsize_t start[2] = {n_old, 0}, cnt[2] = {count, width};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    hid_t ms = H5Screate_simple(rank, cnt, NULL);
+    herr_t rc = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, data);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc < 0 ? -1 : 0;
+}
+
+int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *tokens,
+                          size_t count, sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    if (w->with_tokens < 0) w->with_tokens = tokens != NULL;
+    SAE_ASSERT(w->with_tokens == (tokens != NULL));
+    if (count == 0) return SAE_OK;
+    int rc = SAE_OK;
+    data_h5_lock();
+    if (w->with_tokens && w->tokens < 0) {
+        hsize_t dims[1] = {0}, maxd[1] = {H5S_UNLIMITED}, chunk[1] = {65536};
+        hid_t sp = H5Screate_simple(1, dims, maxd);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 1, chunk);
+        w->tokens = H5Dcreate2(w->h5, "tokens", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        if (w->tokens < 0) rc = writer_fail(w, err, "/tokens");
+    }
+    if (rc == SAE_OK &&
+        extend_and_write(w->acts, 2, w->n, count, w->d, H5T_NATIVE_FLOAT, rows) < 0)
+        rc = writer_fail(w, err, "/activations");
+    if (rc == SAE_OK && w->with_tokens &&
+        extend_and_write(w->tokens, 1, w->n, count, 1, H5T_NATIVE_INT32, tokens) < 0)
+        rc = writer_fail(w, err, "/tokens");
+    data_h5_unlock();
+    if (rc == SAE_OK) w->n += count;
+    return rc;
+}
+
+int data_actwriter_set_docs(data_actwriter *w, const int64_t *offsets, size_t n_docs,
+                            const char *const *labels, sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    data_h5_lock();
+    int rc = data_h5_write_i64(w->h5, "doc_offsets", offsets, n_docs + 1, w->path, err);
+    if (rc == SAE_OK && labels)
+        rc = data_h5_write_strings(w->h5, "doc_labels", labels, n_docs, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
+int data_actwriter_set_vocab(data_actwriter *w, const char *const *vocab, size_t v,
+                             sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    data_h5_lock();
+    int rc = data_h5_write_strings(w->h5, "vocab", vocab, v, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
+int data_actwriter_set_truth(data_actwriter *w, const float *features, size_t f, sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    hsize_t dims[2] = {f, w->d};
+    data_h5_lock();
+    int rc = data_h5_write_f32(w->h5, "truth/features", features, 2, dims, 0, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
+int data_actwriter_finish(data_actwriter *w, sae_error *err) {
+    if (w->failed) {
+        sae_error_set(err, SAE_ERR_IO, w->path, "output not written after an earlier error");
+        data_actwriter_abort(w);
+        return SAE_ERR_IO;
+    }
+    data_h5_lock();
+    herr_t rc = 0;
+    if (w->tokens >= 0 && H5Dclose(w->tokens) < 0) rc = -1;
+    if (H5Dclose(w->acts) < 0) rc = -1;
+    w->tokens = w->acts = -1;
+    errno = 0;
+    if (H5Fclose(w->h5) < 0) rc = -1; /* flushes: a full disk usually shows up here */
+    w->h5 = -1;
+    if (rc < 0) {
+        int e = errno;
+        writer_fail(w, err, "file");
+        (void)e;
+    }
+    data_h5_unlock();
+    int out = rc < 0 ? SAE_ERR_IO : sae_commit_file(w->tmp, w->path, err);
+    if (out < 0) remove(w->tmp);
+    free(w);
+    return out;
+}
+
+void data_actwriter_abort(data_actwriter *w) {
+    if (!w) return;
+    data_h5_lock();
+    if (w->tokens >= 0) H5Dclose(w->tokens);
+    if (w->acts >= 0) H5Dclose(w->acts);
+    if (w->h5 >= 0) H5Fclose(w->h5);
+    data_h5_unlock();
+    remove(w->tmp);
+    free(w);
+}

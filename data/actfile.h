@@ -1,0 +1,101 @@
+/* data/actfile.h: activation files, the toolkit's interchange format (schema v1).
+ *
+ * An activation file is HDF5, readable by h5py with no custom code:
+ *   /activations  float32|float16 [N, d], chunked by rows     required
+ *   /tokens       int32 [N]         token id of each row       optional
+ *   /doc_offsets  int64 [D+1]       doc i = rows [off[i], off[i+1]); 0 .. N, increasing
+ *   /vocab        vlen UTF-8 [V]    token id -> text piece     optional
+ *   /doc_labels   vlen UTF-8 [D]    group label per document   optional
+ *   /unembed      float32 [V, d], /final_norm float32 [d]      optional
+ *   /truth/features float32 [F, d]  planted dictionary         optional
+ *   root attributes: d_model, model, layer, hook (+ schema_version = 1)
+ * Readers ignore datasets and attributes they do not know, so the schema can
+ * grow compatibly.
+ *
+ * data_actfile_open validates every present dataset against this contract
+ * (shapes, dtypes, offsets, token range) so later stages can trust it; rows are
+ * then read on demand, never the whole matrix.
+ *
+ *     data_actfile *f;
+ *     if (data_actfile_open(&f, "acts.h5", &err) < 0) fail(&err);
+ *     float *rows = malloc(64 * f->d * sizeof(float));
+ *     data_actfile_read_rows(f, 0, 64, rows, &err);
+ *     data_actfile_close(f);
+ *
+ * data_actwriter writes one: rows are appended in blocks (the file never needs
+ * to fit in memory), everything else is set before data_actwriter_finish,
+ * which writes to a temporary name and renames it into place.
+ */
+#ifndef SAE_DATA_ACTFILE_H
+#define SAE_DATA_ACTFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define DATA_SCHEMA_VERSION 1
+
+typedef struct data_actfile {
+    char path[4096];
+    size_t n;          /* rows N */
+    size_t d;          /* width d_model */
+    int dtype_bytes;   /* 4: float32, 2: float16 on disk */
+    size_t chunk_rows; /* rows per HDF5 chunk (reads aligned to it are cheapest) */
+    int has_tokens;
+    size_t n_docs;     /* D (0 if /doc_offsets is absent) */
+    int has_doc_labels;
+    size_t vocab_size; /* V (0 if /vocab is absent) */
+    int has_unembed, has_final_norm;
+    size_t n_truth;    /* F (0 if /truth/features is absent) */
+    char model[256], hook[64];
+    int64_t layer;     /* -1 if absent */
+    int64_t schema_version;
+    int64_t h5;        /* hid_t of the open file (opaque to callers) */
+    int64_t h5_acts;   /* hid_t of /activations */
+} data_actfile;
+
+int data_actfile_open(data_actfile **out, const char *path, sae_error *err);
+void data_actfile_close(data_actfile *f);
+
+/* Rows [row0, row0 + count) as float32 into out (count x d). Thread-safe. */
+int data_actfile_read_rows(data_actfile *f, size_t row0, size_t count, float *out, sae_error *err);
+/* The planted dictionary (n_truth x d). */
+int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err);
+/* /doc_offsets (n_docs + 1 values). */
+int data_actfile_read_doc_offsets(data_actfile *f, int64_t *out, sae_error *err);
+/* Streams the whole matrix once; counts rows holding NaN or Inf. Also proves
+ * every chunk is readable (a truncated file fails here, before training). */
+int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *first_bad,
+                                 sae_error *err);
+/* 1 if any of the d values is NaN or +-Inf */
+int data_row_nonfinite(const float *row, size_t d);
+
+/* --- writing ----------------------------------------------------------- */
+typedef struct data_actwriter data_actwriter;
+
+typedef struct data_actwriter_opts {
+    size_t d;
+    int float16;       /* store activations as IEEE half */
+    const char *model; /* root attributes; NULL -> "" */
+    const char *hook;
+    int64_t layer;
+} data_actwriter_opts;
+
+int data_actwriter_open(data_actwriter **out, const char *path, const data_actwriter_opts *o,
+                        sae_error *err);
+/* Appends count rows (count x d) and, if tokens != NULL, their token ids. All
+ * appends must pass tokens or none must. */
+int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *tokens,
+                          size_t count, sae_error *err);
+int data_actwriter_set_docs(data_actwriter *w, const int64_t *offsets, size_t n_docs,
+                            const char *const *labels, sae_error *err);
+int data_actwriter_set_vocab(data_actwriter *w, const char *const *vocab, size_t v,
+                             sae_error *err);
+int data_actwriter_set_truth(data_actwriter *w, const float *features, size_t f, sae_error *err);
+/* Closes and renames into place. On any earlier failure, or if this fails, the
+ * temporary file is removed and nothing appears at path. Frees w. */
+int data_actwriter_finish(data_actwriter *w, sae_error *err);
+void data_actwriter_abort(data_actwriter *w); /* removes the temporary file; frees w */
+
+#endif

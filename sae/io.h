@@ -1,0 +1,44 @@
+/* sae/io.h: SAE files: the trained dictionary in HDF5.
+ *
+ * Layout (also the model part of a training checkpoint, see train/train.h):
+ *   /W_enc float32 [d, M]   encoder (x - b_dec) @ W_enc + b_enc
+ *   /b_enc float32 [M]
+ *   /W_dec float32 [M, d]   decoder rows = feature directions
+ *   /b_dec float32 [d]
+ *   root attributes: format = "sae", format_version = 1, arch ("topk"|"relu"),
+ *     d_model, n_latents, k, aux_k, aux_coef, input_scale, plus the training
+ *     run's hyperparameters (written by train/).
+ * The parameters act on scaled inputs: a raw activation x is encoded as
+ * x * input_scale, and the reconstruction is divided by input_scale.
+ *
+ *     sae_model m; double scale;
+ *     if (sae_file_load(path, &m, 4096, &scale, &err) < 0) fail(&err);
+ */
+#ifndef SAE_SAE_IO_H
+#define SAE_SAE_IO_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "sae/sae.h"
+
+#define SAE_FILE_FORMAT_VERSION 1
+
+/* Writes the four tensors and the config attributes into an open HDF5 file
+ * or group (an hid_t). */
+int sae_file_write_model(int64_t h5_loc, const sae_model *m, double input_scale, const char *path,
+                         sae_error *err);
+/* Reads the config attributes of an open SAE file (fails clearly when the file
+ * is not an SAE, e.g. an activation file passed as --sae). */
+int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, const char *path,
+                         sae_error *err);
+/* Reads the tensors into a model initialised with the file's config. */
+int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_error *err);
+/* Opens path, initialises m (inference only, workspace for `capacity` rows)
+ * and loads it. */
+int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input_scale,
+                  sae_error *err);
+/* Opens an HDF5 file for reading with clear errors (missing, empty, not HDF5). */
+int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err);
+
+#endif

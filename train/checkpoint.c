@@ -1,0 +1,173 @@
+/* train/checkpoint.c: training checkpoints (layout in train.h), written to a
+ * temporary name and renamed, so a kill at any moment leaves either the
+ * previous checkpoint or the new one, never a torn file. */
+#include <math.h>
+#include <string.h>
+
+#include "common/fileutil.h"
+#include "common/mem.h"
+#include "data/h5.h"
+#include "sae/io.h"
+#include "train/train_internal.h"
+
+/* Hyperparameters that must match for a resume to continue the same run. */
+typedef struct {
+    const char *name;
+    double value;
+} hyper;
+
+static size_t run_hypers(const train_params *p, const data_actfile *f, hyper *h) {
+    size_t n = 0;
+#define H(nm, v) h[n++] = (hyper){nm, (double)(v)}
+    H("batch", p->batch);
+    H("tokens", p->tokens);
+    H("seed", p->seed);
+    H("lr", p->lr);
+    H("lr_warmup", p->lr_warmup);
+    H("lr_decay", p->lr_decay);
+    H("l1", p->l1);
+    H("l1_warmup", p->l1_warmup);
+    H("beta1", p->beta1);
+    H("beta2", p->beta2);
+    H("eps", p->eps);
+    H("grad_clip", p->grad_clip);
+    H("dead_tokens", p->dead_tokens);
+    H("buffer_rows", p->buffer_rows);
+    H("skip_nonfinite", p->skip_nonfinite);
+    H("bdec_init", p->bdec_init);
+    H("init_rows", p->init_rows);
+    H("data_rows", f->n);
+#undef H
+    return n;
+}
+
+int train__checkpoint_save(const char *path, const train_params *p, const train__state *s,
+                           const data_actfile *f, int complete, sae_error *err) {
+    char tmp[4200], msg[256];
+    int rc = sae_tmp_path(tmp, sizeof tmp, path, err);
+    if (rc < 0) return rc;
+    const sae_model *m = &s->model;
+    size_t P = sae_param_count(&m->cfg), M = m->cfg.m;
+    data_h5_init();
+    data_h5_lock();
+    hid_t h = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (h < 0) {
+        data_h5_unlock();
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot create checkpoint (%s)",
+                             data_h5_last_error(msg, sizeof msg));
+    }
+    rc = sae_file_write_model(h, m, s->input_scale, path, err);
+    hsize_t dp[1] = {P};
+    if (rc == SAE_OK) rc = data_h5_write_f32(h, "train/adam_m", s->adam_m, 1, dp, 0, path, err);
+    if (rc == SAE_OK) rc = data_h5_write_f32(h, "train/adam_v", s->adam_v, 1, dp, 0, path, err);
+    if (rc == SAE_OK)
+        rc = data_h5_write_i64(h, "train/tokens_since_fired", (const int64_t *)s->since_fired, M,
+                               path, err);
+    if (rc == SAE_OK) {
+        hyper hy[32];
+        size_t nh = run_hypers(p, f, hy);
+        int a = 0;
+        for (size_t i = 0; i < nh; i++) a |= data_h5_set_attr_f64(h, hy[i].name, hy[i].value);
+        a |= data_h5_set_attr_i64(h, "threads", p->threads);
+        a |= data_h5_set_attr_str(h, "data", f->path);
+        a |= data_h5_set_attr_str(h, "bdec_init_name", train_bdec_init_name(p->bdec_init));
+        hid_t g = H5Gopen2(h, "train", H5P_DEFAULT);
+        a |= g < 0;
+        if (g >= 0) {
+            a |= data_h5_set_attr_i64(g, "step", (int64_t)s->step);
+            a |= data_h5_set_attr_i64(g, "tokens", (int64_t)s->tokens);
+            a |= data_h5_set_attr_i64(g, "total_steps", (int64_t)s->total_steps);
+            a |= data_h5_set_attr_i64(g, "epoch", (int64_t)s->pos.epoch);
+            a |= data_h5_set_attr_i64(g, "window", (int64_t)s->pos.window);
+            a |= data_h5_set_attr_i64(g, "offset", (int64_t)s->pos.offset);
+            a |= data_h5_set_attr_i64(g, "skipped_rows", (int64_t)s->skipped);
+            a |= data_h5_set_attr_i64(g, "complete", complete);
+            H5Gclose(g);
+        }
+        if (a) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write checkpoint attributes (%s)",
+                                  data_h5_last_error(msg, sizeof msg));
+    }
+    if (H5Fclose(h) < 0 && rc == SAE_OK)
+        rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write checkpoint (%s): disk full?",
+                           data_h5_last_error(msg, sizeof msg));
+    data_h5_unlock();
+    if (rc == SAE_OK) rc = sae_commit_file(tmp, path, err);
+    if (rc < 0) remove(tmp);
+    return rc;
+}
+
+static int check_hypers(hid_t h, const char *path, const train_params *p, const data_actfile *f,
+                        sae_error *err) {
+    hyper hy[32];
+    size_t nh = run_hypers(p, f, hy);
+    for (size_t i = 0; i < nh; i++) {
+        double v;
+        if (data_h5_get_attr_f64(h, hy[i].name, &v) != SAE_OK)
+            return sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint lacks attribute %s",
+                                 hy[i].name);
+        /* values were written from the same float/integer types: exact match */
+        if (v != hy[i].value)
+            return sae_error_set(err, SAE_ERR_MISMATCH, path,
+                                 "checkpoint was made with %s=%.9g but this run has %s=%.9g; "
+                                 "resume needs the same settings",
+                                 hy[i].name, v, hy[i].name, hy[i].value);
+    }
+    return SAE_OK;
+}
+
+static int check_config(const sae_config *a, const sae_config *b, const char *path, sae_error *err) {
+    if (a->arch != b->arch || a->d != b->d || a->m != b->m || a->k != b->k ||
+        a->aux_k != b->aux_k || a->aux_coef != b->aux_coef)
+        return sae_error_set(err, SAE_ERR_MISMATCH, path,
+                             "checkpoint holds a %s SAE (d=%zu, M=%zu, k=%zu, aux_k=%zu) but this run "
+                             "asks for %s (d=%zu, M=%zu, k=%zu, aux_k=%zu)",
+                             sae_arch_name(a->arch), a->d, a->m, a->k, a->aux_k,
+                             sae_arch_name(b->arch), b->d, b->m, b->k, b->aux_k);
+    return SAE_OK;
+}
+
+int train__checkpoint_load(const char *path, const train_params *p, train__state *s,
+                           const data_actfile *f, int *complete, int *threads_differ,
+                           sae_error *err) {
+    int64_t h;
+    data_h5_lock();
+    int rc = sae_file_open_h5(path, &h, err);
+    if (rc < 0) {
+        data_h5_unlock();
+        return rc;
+    }
+    sae_config c;
+    size_t P = sae_param_count(&s->model.cfg), M = s->model.cfg.m;
+    rc = sae_file_read_config(h, &c, &s->input_scale, path, err);
+    if (rc == SAE_OK) rc = check_config(&c, &s->model.cfg, path, err);
+    if (rc == SAE_OK) rc = check_hypers((hid_t)h, path, p, f, err);
+    if (rc == SAE_OK) rc = sae_file_read_params(h, &s->model, path, err);
+    if (rc == SAE_OK) rc = data_h5_read_f32((hid_t)h, "train/adam_m", s->adam_m, P, path, err);
+    if (rc == SAE_OK) rc = data_h5_read_f32((hid_t)h, "train/adam_v", s->adam_v, P, path, err);
+    if (rc == SAE_OK)
+        rc = data_h5_read_i64((hid_t)h, "train/tokens_since_fired", (int64_t *)s->since_fired, M,
+                              path, err);
+    if (rc == SAE_OK) {
+        hid_t g = H5Gopen2((hid_t)h, "train", H5P_DEFAULT);
+        int64_t v[8] = {0};
+        const char *names[8] = {"step", "tokens", "total_steps", "epoch",
+                                "window", "offset", "skipped_rows", "complete"};
+        for (int i = 0; i < 8 && rc == SAE_OK; i++)
+            if (g < 0 || data_h5_get_attr_i64(g, names[i], &v[i]) != SAE_OK || v[i] < 0)
+                rc = sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint lacks /train attribute %s",
+                                   names[i]);
+        if (g >= 0) H5Gclose(g);
+        s->step = (uint64_t)v[0];
+        s->tokens = (uint64_t)v[1];
+        s->total_steps = (uint64_t)v[2];
+        s->pos = (data_stream_pos){(uint64_t)v[3], (uint64_t)v[4], (uint64_t)v[5]};
+        s->skipped = (uint64_t)v[6];
+        *complete = v[7] != 0;
+        int64_t th = 0;
+        data_h5_get_attr_i64((hid_t)h, "threads", &th);
+        *threads_differ = th != p->threads;
+    }
+    H5Fclose((hid_t)h);
+    data_h5_unlock();
+    return rc;
+}

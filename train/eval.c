@@ -1,0 +1,132 @@
+/* train/eval.c: reconstruction quality of an SAE on an activation file, and
+ * dictionary recovery against a planted truth. */
+#include <math.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "sae/blas.h"
+#include "train/train.h"
+
+int train_mmcs(const float *truth, size_t n_truth, const float *W_dec, size_t M, size_t D,
+               double *mmcs, double *frac_09) {
+    const size_t T = 256; /* truth rows per block keeps the cosine block at T x M */
+    float *tn = sae_alloc(T * D * sizeof(float)), *wn = sae_alloc(M * D * sizeof(float));
+    float *cos = sae_alloc(T * M * sizeof(float));
+    if (!tn || !wn || !cos) {
+        sae_free(tn);
+        sae_free(wn);
+        sae_free(cos);
+        return SAE_ERR_NOMEM;
+    }
+    for (size_t j = 0; j < M; j++) {
+        double nn = 0;
+        for (size_t c = 0; c < D; c++) nn += (double)W_dec[j * D + c] * W_dec[j * D + c];
+        float s = nn > 0 ? (float)(1.0 / sqrt(nn)) : 0.0f;
+        for (size_t c = 0; c < D; c++) wn[j * D + c] = W_dec[j * D + c] * s;
+    }
+    double sum = 0.0;
+    size_t above = 0;
+    for (size_t t0 = 0; t0 < n_truth; t0 += T) {
+        size_t nt = n_truth - t0 < T ? n_truth - t0 : T;
+        for (size_t i = 0; i < nt; i++) {
+            const float *f = truth + (t0 + i) * D;
+            double nn = 0;
+            for (size_t c = 0; c < D; c++) nn += (double)f[c] * f[c];
+            float s = nn > 0 ? (float)(1.0 / sqrt(nn)) : 0.0f;
+            for (size_t c = 0; c < D; c++) tn[i * D + c] = f[c] * s;
+        }
+        sae_gemm(0, 1, nt, M, D, 1.0f, tn, D, wn, D, 0.0f, cos, M);
+        for (size_t i = 0; i < nt; i++) {
+            float best = -1.0f;
+            for (size_t j = 0; j < M; j++)
+                if (cos[i * M + j] > best) best = cos[i * M + j];
+            sum += best;
+            above += best > 0.9f;
+        }
+    }
+    *mmcs = n_truth ? sum / (double)n_truth : 0.0;
+    *frac_09 = n_truth ? (double)above / (double)n_truth : 0.0;
+    sae_free(tn);
+    sae_free(wn);
+    sae_free(cos);
+    return SAE_OK;
+}
+
+int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_tokens,
+               train_eval_result *out, sae_error *err) {
+    memset(out, 0, sizeof *out);
+    if (m->cfg.d != f->d)
+        return sae_error_set(err, SAE_ERR_MISMATCH, f->path,
+                             "the data has d=%zu but the SAE was trained on d=%zu", f->d, m->cfg.d);
+    size_t D = f->d, M = m->cfg.m, cap = m->capacity;
+    uint64_t n = max_tokens && max_tokens < f->n ? max_tokens : f->n;
+    float *raw = sae_alloc(cap * D * sizeof(float)), *x = sae_alloc(cap * D * sizeof(float));
+    uint32_t *fired = sae_calloc(M * sizeof(uint32_t));
+    double *colsum = calloc(D, sizeof *colsum);
+    if (!raw || !x || !fired || !colsum) {
+        sae_free(raw);
+        sae_free(x);
+        sae_free(fired);
+        free(colsum);
+        return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    }
+    int rc = SAE_OK;
+    double sse = 0.0, sumsq = 0.0, l0 = 0.0;
+    float sc = (float)input_scale;
+    for (uint64_t r0 = 0; r0 < n && rc == SAE_OK; r0 += cap) {
+        size_t cnt = n - r0 < cap ? (size_t)(n - r0) : cap;
+        if ((rc = data_actfile_read_rows(f, r0, cnt, raw, err)) < 0) break;
+        size_t B = 0; /* keep finite rows only */
+        for (size_t i = 0; i < cnt; i++) {
+            const float *row = raw + i * D;
+            if (data_row_nonfinite(row, D)) {
+                out->skipped++;
+                continue;
+            }
+            for (size_t c = 0; c < D; c++) {
+                x[B * D + c] = row[c] * sc;
+                colsum[c] += row[c];
+                sumsq += (double)row[c] * row[c];
+            }
+            B++;
+        }
+        if (B == 0) continue;
+        sae_loss loss;
+        sae_model_forward(m, x, B, 0.0f, NULL, 0, &loss);
+        sse += loss.sse;
+        l0 += loss.l0 * (double)B;
+        sae_model_count_active(m, fired);
+        out->tokens += B;
+    }
+    if (rc == SAE_OK && out->tokens == 0)
+        rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path, "no finite rows to evaluate");
+    if (rc == SAE_OK) {
+        double N = (double)out->tokens, mean_sq = 0.0;
+        for (size_t c = 0; c < D; c++) mean_sq += colsum[c] * colsum[c];
+        double total_var = sumsq - mean_sq / N;
+        double sse_raw = sse / ((double)sc * sc); /* errors were measured in scaled units */
+        out->fvu = total_var > 0 ? sse_raw / total_var : NAN;
+        out->mse = sse_raw / (N * (double)D);
+        out->l0 = l0 / N;
+        size_t dead = 0;
+        for (size_t j = 0; j < M; j++) dead += fired[j] == 0;
+        out->dead_frac = (double)dead / (double)M;
+    }
+    if (rc == SAE_OK && f->n_truth > 0) {
+        float *truth = sae_alloc(f->n_truth * D * sizeof(float));
+        if (!truth) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        if (rc == SAE_OK) rc = data_actfile_read_truth(f, truth, err);
+        if (rc == SAE_OK) {
+            out->has_truth = 1;
+            out->n_truth = f->n_truth;
+            if (train_mmcs(truth, f->n_truth, m->p.W_dec, M, D, &out->mmcs, &out->recovered_09) < 0)
+                rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        }
+        sae_free(truth);
+    }
+    sae_free(raw);
+    sae_free(x);
+    sae_free(fired);
+    free(colsum);
+    return rc;
+}
