@@ -308,8 +308,8 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
         return SAE_ERR_IO;
     }
     size_t bytes = o->float16 ? 2 : 4;
-    hsize_t chunk_rows = (hsize_t)((1u << 20) / (o->d * bytes));
-    if (chunk_rows < 16) chunk_rows = 16;
+    hsize_t chunk_rows = o->chunk_rows ? o->chunk_rows : (hsize_t)((1u << 20) / (o->d * bytes));
+    if (chunk_rows < 1) chunk_rows = 1;
     hsize_t dims[2] = {0, o->d}, maxd[2] = {H5S_UNLIMITED, o->d}, chunk[2] = {chunk_rows, o->d};
     hid_t sp = H5Screate_simple(2, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);

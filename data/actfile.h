@@ -80,6 +80,7 @@ typedef struct data_actwriter_opts {
     const char *model; /* root attributes; NULL -> "" */
     const char *hook;
     int64_t layer;
+    size_t chunk_rows; /* rows per HDF5 chunk; 0 = about 1 MiB per chunk */
 } data_actwriter_opts;
 
 int data_actwriter_open(data_actwriter **out, const char *path, const data_actwriter_opts *o,

@@ -1,0 +1,213 @@
+/* tests/test_data.c: activation files and the streamed reader.
+ *  - write/read round trip in float32 and float16;
+ *  - the shuffled stream visits every row exactly once per epoch, compared with
+ *    a whole-file read; it is deterministic for a seed and resumes exactly
+ *    from a saved position;
+ *  - NaN rows are refused, or dropped when allowed;
+ *  - every broken file of the catalogue is refused with its own message. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "data/actfile.h"
+#include "data/reader.h"
+#include "tests/testutil.h"
+
+static const char *dir;
+
+static void test_roundtrip_f32_f16(void **state) {
+    (void)state;
+    size_t n = 1000, d = 7;
+    for (int f16 = 0; f16 < 2; f16++) {
+        const char *p = tu_path(dir, f16 ? "rt16.h5" : "rt32.h5");
+        assert_int_equal(tu_write_acts(p, n, d, 50, 64, f16, 128, NULL, 0), 0);
+        data_actfile *f;
+        sae_error err = {0};
+        assert_int_equal(data_actfile_open(&f, p, &err), 0);
+        assert_int_equal(f->n, n);
+        assert_int_equal(f->d, d);
+        assert_int_equal(f->dtype_bytes, f16 ? 2 : 4);
+        assert_int_equal(f->vocab_size, 50);
+        assert_int_equal(f->n_docs, 16);
+        assert_true(f->has_tokens && f->has_doc_labels);
+        assert_int_equal(f->chunk_rows, 128);
+        assert_string_equal(f->hook, "resid_post");
+        assert_int_equal(f->layer, 3);
+        float *x = malloc(n * d * sizeof(float));
+        assert_int_equal(data_actfile_read_rows(f, 0, n, x, &err), 0);
+        for (size_t r = 0; r < n; r++)
+            for (size_t c = 0; c < d; c++) {
+                float want = c == 0 ? (float)r : (float)r * 0.001f * (float)(c + 1);
+                /* binary16 keeps 11 significant bits: relative error <= 2^-11 */
+                float tol = f16 ? fabsf(want) * 4.9e-4f : 0.0f;
+                if (fabsf(x[r * d + c] - want) > tol)
+                    fail_msg("row %zu col %zu: %g != %g (f16=%d)", r, c, x[r * d + c], want, f16);
+            }
+        free(x);
+        data_actfile_close(f);
+    }
+}
+
+/* Reads `count` rows from a reader and records each row's id (column 0). */
+static void read_ids(data_reader *r, size_t d, size_t count, size_t batch, long *ids) {
+    float *x = malloc(batch * d * sizeof(float));
+    sae_error err = {0};
+    for (size_t done = 0; done < count; done += batch) {
+        size_t b = count - done < batch ? count - done : batch;
+        assert_int_equal(data_reader_next(r, x, b, &err), 0);
+        for (size_t i = 0; i < b; i++) ids[done + i] = lroundf(x[i * d]);
+    }
+    free(x);
+}
+
+static void test_stream_covers_file(void **state) {
+    (void)state;
+    size_t n = 3000, d = 5;
+    const char *p = tu_path(dir, "stream.h5");
+    assert_int_equal(tu_write_acts(p, n, d, 10, 100, 0, 64, NULL, 0), 0);
+    data_actfile *f;
+    sae_error err = {0};
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    data_reader_params rp = {.buffer_rows = 512, .seed = 11, .shuffle = 1};
+    data_reader *r;
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    long *ids = malloc(2 * n * sizeof(long));
+    read_ids(r, d, 2 * n, 37, ids); /* two epochs, in batches that straddle windows */
+    data_reader_close(r);
+    /* each epoch is a permutation of the rows a whole-file read gives */
+    float *whole = malloc(n * d * sizeof(float));
+    assert_int_equal(data_actfile_read_rows(f, 0, n, whole, &err), 0);
+    for (int e = 0; e < 2; e++) {
+        char *seen = calloc(n, 1);
+        size_t in_order = 0;
+        for (size_t i = 0; i < n; i++) {
+            long id = ids[e * n + i];
+            assert_true(id >= 0 && (size_t)id < n);
+            assert_int_equal(seen[id], 0);
+            seen[id] = 1;
+            assert_float_equal(whole[id * d], (float)id, 0);
+            in_order += (size_t)id == i;
+        }
+        assert_true(in_order < n / 10); /* actually shuffled */
+        free(seen);
+    }
+    /* the second epoch is ordered differently from the first */
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) same += ids[i] == ids[n + i];
+    assert_true(same < n / 10);
+    free(whole);
+    free(ids);
+    data_actfile_close(f);
+}
+
+static void test_stream_deterministic_and_resumable(void **state) {
+    (void)state;
+    size_t n = 2500, d = 4;
+    const char *p = tu_path(dir, "resume.h5");
+    assert_int_equal(tu_write_acts(p, n, d, 10, 100, 0, 50, NULL, 0), 0);
+    data_actfile *f;
+    sae_error err = {0};
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    data_reader_params rp = {.buffer_rows = 400, .seed = 5, .shuffle = 1};
+    long a[4000], b[4000], c[4000];
+    data_reader *r;
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    read_ids(r, d, 4000, 64, a);
+    data_reader_close(r);
+    /* same seed: same stream; resume from a saved position: same continuation */
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    read_ids(r, d, 1337, 1337, b);
+    data_stream_pos pos = data_reader_pos(r);
+    data_reader_close(r);
+    assert_memory_equal(a, b, 1337 * sizeof(long));
+    assert_int_equal(data_reader_open(&r, f, &rp, &pos, &err), 0);
+    read_ids(r, d, 4000 - 1337, 100, c);
+    data_reader_close(r);
+    assert_memory_equal(a + 1337, c, (4000 - 1337) * sizeof(long));
+    /* another seed: another order */
+    rp.seed = 6;
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    read_ids(r, d, 1000, 100, b);
+    data_reader_close(r);
+    size_t same = 0;
+    for (size_t i = 0; i < 1000; i++) same += a[i] == b[i];
+    assert_true(same < 100);
+    data_actfile_close(f);
+}
+
+static void test_nonfinite_rows(void **state) {
+    (void)state;
+    size_t n = 1000, d = 3, bad[3] = {5, 500, 999};
+    const char *p = tu_path(dir, "nan.h5");
+    assert_int_equal(tu_write_acts(p, n, d, 10, 100, 0, 100, bad, 3), 0);
+    data_actfile *f;
+    sae_error err = {0};
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    size_t count = 0, first = 0;
+    assert_int_equal(data_actfile_count_nonfinite(f, &count, &first, &err), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(first, 5);
+    /* skipping: an epoch holds exactly the finite rows */
+    data_reader_params rp = {.buffer_rows = 400, .seed = 1, .skip_nonfinite = 1, .shuffle = 1};
+    data_reader *r;
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    long ids[997];
+    read_ids(r, d, 997, 997, ids);
+    char seen[1000] = {0};
+    for (size_t i = 0; i < 997; i++) {
+        assert_true(ids[i] != 5 && ids[i] != 500 && ids[i] != 999);
+        assert_int_equal(seen[ids[i]]++, 0);
+    }
+    data_reader_close(r);
+    /* refusing: the reader reports the row */
+    rp.skip_nonfinite = 0;
+    int rc = data_reader_open(&r, f, &rp, NULL, &err);
+    float x[3 * 1000];
+    if (rc == 0) {
+        rc = data_reader_next(r, x, 1000, &err);
+        data_reader_close(r);
+    }
+    assert_int_equal(rc, SAE_ERR_NONFINITE);
+    assert_non_null(strstr(err.msg, "NaN or Inf"));
+    data_actfile_close(f);
+}
+
+static void test_bad_files_refused(void **state) {
+    (void)state;
+    const char **names, **phrases;
+    size_t n = tu_write_bad_files(dir, &names, &phrases);
+    assert_true(n >= 12);
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s.h5", names[i]);
+        data_actfile *f = NULL;
+        sae_error err = {0};
+        int rc = data_actfile_open(&f, tu_path(dir, name), &err);
+        if (rc == 0) fail_msg("%s was accepted", name);
+        assert_null(f);
+        if (!strstr(err.msg, phrases[i]))
+            fail_msg("%s: message '%s' lacks '%s'", name, err.msg, phrases[i]);
+        assert_non_null(strstr(err.subject, name));
+    }
+}
+
+int main(void) {
+    dir = tu_tmpdir();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_f32_f16),
+        cmocka_unit_test(test_stream_covers_file),
+        cmocka_unit_test(test_stream_deterministic_and_resumable),
+        cmocka_unit_test(test_nonfinite_rows),
+        cmocka_unit_test(test_bad_files_refused),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return 1;
+    return rc;
+}

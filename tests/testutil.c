@@ -1,0 +1,176 @@
+/* tests/testutil.c: see testutil.h. Bad files are made with the raw HDF5 API
+ * so they can break the schema in ways the toolkit's writer never would. */
+#include "tests/testutil.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/actfile.h"
+#include "data/h5.h"
+
+const char *tu_tmpdir(void) {
+    static char dir[512];
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/saetest.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return dir;
+}
+
+const char *tu_path(const char *dir, const char *name) {
+    static char buf[8][1024];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
+int tu_write_acts(const char *path, size_t n, size_t d, size_t v, size_t doc_len, int f16,
+                  size_t chunk_rows, const size_t *nan_rows, size_t n_nan) {
+    sae_error err = {0};
+    data_actwriter *w;
+    data_actwriter_opts o = {.d = d, .float16 = f16, .model = "test", .hook = "resid_post",
+                             .layer = 3, .chunk_rows = chunk_rows};
+    if (data_actwriter_open(&w, path, &o, &err) < 0) return -1;
+    float *x = malloc(n * d * sizeof(float));
+    int32_t *tok = malloc(n * sizeof(int32_t));
+    for (size_t r = 0; r < n; r++) {
+        x[r * d] = (float)r;
+        for (size_t c = 1; c < d; c++) x[r * d + c] = (float)r * 0.001f * (float)(c + 1);
+        tok[r] = (int32_t)(r % v);
+    }
+    for (size_t i = 0; i < n_nan; i++) x[nan_rows[i] * d + (d > 1 ? 1 : 0)] = NAN;
+    /* two appends exercise the extendible dataset */
+    int rc = data_actwriter_append(w, x, tok, n / 2, &err);
+    if (rc == 0) rc = data_actwriter_append(w, x + (n / 2) * d, tok + n / 2, n - n / 2, &err);
+    size_t nd = (n + doc_len - 1) / doc_len;
+    int64_t *off = malloc((nd + 1) * sizeof *off);
+    const char **labels = malloc(nd * sizeof *labels);
+    for (size_t i = 0; i <= nd; i++) off[i] = (int64_t)(i * doc_len < n ? i * doc_len : n);
+    for (size_t i = 0; i < nd; i++) labels[i] = i % 2 ? "ja" : "en";
+    if (rc == 0) rc = data_actwriter_set_docs(w, off, nd, labels, &err);
+    char **vocab = malloc(v * sizeof *vocab);
+    for (size_t i = 0; i < v; i++) {
+        vocab[i] = malloc(32);
+        snprintf(vocab[i], 32, "w%zu", i);
+    }
+    if (rc == 0) rc = data_actwriter_set_vocab(w, (const char *const *)vocab, v, &err);
+    if (rc == 0) rc = data_actwriter_finish(w, &err);
+    else data_actwriter_abort(w);
+    for (size_t i = 0; i < v; i++) free(vocab[i]);
+    free(vocab), free(labels), free(off), free(tok), free(x);
+    return rc;
+}
+
+static hid_t new_file(const char *path) { return H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
+
+static void put_f32(hid_t f, const char *name, int rank, hsize_t d0, hsize_t d1) {
+    hsize_t dims[2] = {d0, d1};
+    size_t n = (size_t)(d0 * (rank > 1 ? d1 : 1));
+    float *a = calloc(n ? n : 1, sizeof(float));
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i % 7);
+    data_h5_write_f32(f, name, a, rank, dims, 0, "", NULL);
+    free(a);
+}
+
+static void put_i64(hid_t f, const char *name, const int64_t *v, size_t n) {
+    data_h5_write_i64(f, name, v, n, "", NULL);
+}
+
+size_t tu_write_bad_files(const char *dir, const char ***names_out, const char ***phrases_out) {
+    static const char *names[32], *phrases[32];
+    size_t n = 0;
+    hid_t f;
+    data_h5_init();
+#define BAD(nm, phrase) (names[n] = nm, phrases[n] = phrase, n++, tu_path(dir, nm ".h5"))
+    /* not HDF5 at all */
+    FILE *t = fopen(BAD("text", "not an HDF5 file"), "w");
+    fputs("this is not an HDF5 file\n", t);
+    fclose(t);
+    t = fopen(BAD("empty", "empty file"), "w");
+    fclose(t);
+    f = new_file(BAD("no_acts", "missing /activations"));
+    put_f32(f, "other", 2, 10, 4);
+    H5Fclose(f);
+    f = new_file(BAD("acts_1d", "must be 2-D"));
+    put_f32(f, "activations", 1, 10, 0);
+    H5Fclose(f);
+    f = new_file(BAD("acts_int", "must be float32 or float16"));
+    {
+        int32_t a[40] = {0};
+        hsize_t dims[2] = {10, 4};
+        hid_t sp = H5Screate_simple(2, dims, NULL);
+        hid_t ds = H5Dcreate2(f, "activations", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, a);
+        H5Dclose(ds), H5Sclose(sp);
+    }
+    H5Fclose(f);
+    f = new_file(BAD("acts_empty", "is empty"));
+    put_f32(f, "activations", 2, 0, 4);
+    H5Fclose(f);
+    f = new_file(BAD("offsets_decreasing", "must be increasing"));
+    put_f32(f, "activations", 2, 10, 4);
+    {
+        int64_t off[4] = {0, 6, 3, 10};
+        put_i64(f, "doc_offsets", off, 4);
+    }
+    H5Fclose(f);
+    f = new_file(BAD("offsets_short", "must end at N"));
+    put_f32(f, "activations", 2, 10, 4);
+    {
+        int64_t off[3] = {0, 4, 8};
+        put_i64(f, "doc_offsets", off, 3);
+    }
+    H5Fclose(f);
+    f = new_file(BAD("tokens_length", "/tokens has 9 rows, expected 10"));
+    put_f32(f, "activations", 2, 10, 4);
+    {
+        int32_t tok[9] = {0};
+        data_h5_write_i32(f, "tokens", tok, 9, "", NULL);
+    }
+    H5Fclose(f);
+    f = new_file(BAD("tokens_range", "outside the vocabulary"));
+    put_f32(f, "activations", 2, 10, 4);
+    {
+        int32_t tok[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        const char *voc[3] = {"a", "b", "c"};
+        data_h5_write_i32(f, "tokens", tok, 10, "", NULL);
+        data_h5_write_strings(f, "vocab", voc, 3, "", NULL);
+    }
+    H5Fclose(f);
+    f = new_file(BAD("dmodel_attr", "disagrees with /activations width"));
+    put_f32(f, "activations", 2, 10, 4);
+    data_h5_set_attr_i64(f, "d_model", 8);
+    H5Fclose(f);
+    f = new_file(BAD("unembed_shape", "/unembed"));
+    put_f32(f, "activations", 2, 10, 4);
+    put_f32(f, "unembed", 2, 3, 5);
+    H5Fclose(f);
+    /* a valid file cut in half: the header survives, the data does not */
+    {
+        const char *full = tu_path(dir, "full_for_truncation.h5");
+        tu_write_acts(full, 4096, 64, 10, 128, 0, 256, NULL, 0);
+        FILE *in = fopen(full, "rb");
+        fseek(in, 0, SEEK_END);
+        long sz = ftell(in);
+        fseek(in, 0, SEEK_SET);
+        char *buf = malloc((size_t)sz);
+        size_t got = fread(buf, 1, (size_t)sz, in);
+        fclose(in);
+        FILE *out = fopen(BAD("truncated", "truncated or damaged"), "wb");
+        fwrite(buf, 1, got / 2, out);
+        fclose(out);
+        free(buf);
+        remove(full);
+    }
+#undef BAD
+    *names_out = names;
+    *phrases_out = phrases;
+    return n;
+}

@@ -1,0 +1,24 @@
+/* tests/testutil.h: small helpers shared by the tests: temporary folders and
+ * generators of valid and deliberately broken activation files. */
+#ifndef SAE_TESTUTIL_H
+#define SAE_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* mkdtemp under $TMPDIR (or /tmp); returns a static path. */
+const char *tu_tmpdir(void);
+/* path joined into a static rotating buffer */
+const char *tu_path(const char *dir, const char *name);
+
+/* A valid file of n rows x d: row r holds r in column 0 and r*0.001*(c+1)
+ * elsewhere, tokens r % v, documents of doc_len rows, vocab "w<i>". Rows listed
+ * in nan_rows get a NaN in column 1. chunk_rows 0 = default. */
+int tu_write_acts(const char *path, size_t n, size_t d, size_t v, size_t doc_len, int f16,
+                  size_t chunk_rows, const size_t *nan_rows, size_t n_nan);
+
+/* Broken files, one per kind, named <dir>/<kind>.h5; returns the count and
+ * fills names (static strings) and the phrase the error must contain. */
+size_t tu_write_bad_files(const char *dir, const char ***names, const char ***phrases);
+
+#endif
