@@ -23,6 +23,7 @@ int cmd_synth(int argc, char **argv) {
         {"token-noise", CLI_DOUBLE, &p.token_noise, "probability a row's token is random", 0, NULL},
         {"doc-len", CLI_SIZE, &p.doc_len, "rows per document", 0, NULL},
         {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, DTYPES},
+        {"heldout", CLI_TRUE, &p.heldout, "fresh rows from the same dictionary (evaluation split)", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
     };
     size_t n_opts = sizeof opts / sizeof opts[0], n_pos;

@@ -34,8 +34,6 @@ static int check_writable(const char *out) {
 static int check_data(data_actfile *f, int skip_nonfinite) {
     size_t bad = 0, first = 0;
     sae_error err = {0};
-    fprintf(stderr, "sae train: checking %s (%zu rows x d=%zu, %s)\n", f->path, f->n, f->d,
-            f->dtype_bytes == 2 ? "float16" : "float32");
     if (data_actfile_count_nonfinite(f, &bad, &first, &err) < 0) {
         cli_error(&err);
         return CLI_EXIT_ERROR;

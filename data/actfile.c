@@ -278,8 +278,10 @@ static int writer_fail(data_actwriter *w, sae_error *err, const char *what) {
     char h5msg[256];
     w->failed = 1;
     data_h5_last_error(h5msg, sizeof h5msg);
-    return sae_error_set(err, SAE_ERR_IO, w->path, "cannot write %s (%s)%s", what, h5msg,
-                         errno == ENOSPC || errno == EFBIG ? ": disk full or file too large" : "");
+    int full = errno == ENOSPC || errno == EFBIG;
+    return sae_error_set(err, SAE_ERR_IO, w->path, "cannot write %s%s%s%s%s", what,
+                         h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
+                         full ? ": disk full or file too large" : "");
 }
 
 int data_actwriter_open(data_actwriter **out, const char *path, const data_actwriter_opts *o,
@@ -355,6 +357,7 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
     if (count == 0) return SAE_OK;
     int rc = SAE_OK;
     data_h5_lock();
+    errno = 0; /* so ENOSPC/EFBIG in the message come from this append */
     if (w->with_tokens && w->tokens < 0) {
         hsize_t dims[1] = {0}, maxd[1] = {H5S_UNLIMITED}, chunk[1] = {65536};
         hid_t sp = H5Screate_simple(1, dims, maxd);

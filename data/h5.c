@@ -2,6 +2,7 @@
  * and writes, attributes. */
 #include "data/h5.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,10 @@ static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t h5_once = PTHREAD_ONCE_INIT;
 
 static void h5_init_once(void) {
+    /* HDF5's exit-time cleanup retries closing files whose close already
+     * failed (a full disk) and crashes doing so (seen with 1.10.8); every file
+     * we write is closed explicitly, so skip that cleanup. */
+    H5dont_atexit();
     H5open();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
@@ -168,6 +173,7 @@ static int write_ds(hid_t loc, const char *name, hid_t filetype, hid_t memtype, 
                     int rank, const hsize_t *dims, hsize_t chunk_rows, const char *path,
                     sae_error *err) {
     char h5msg[256];
+    errno = 0; /* so ENOSPC/EFBIG below come from this write */
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
@@ -185,9 +191,13 @@ static int write_ds(hid_t loc, const char *name, hid_t filetype, hid_t memtype, 
     H5Pclose(dcpl);
     H5Pclose(lcpl);
     H5Sclose(sp);
-    if (rc < 0)
-        return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s (%s)", name,
-                             data_h5_last_error(h5msg, sizeof h5msg));
+    if (rc < 0) {
+        int full = errno == ENOSPC || errno == EFBIG;
+        data_h5_last_error(h5msg, sizeof h5msg);
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s%s%s%s%s", name,
+                             h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
+                             full ? ": disk full or file too large" : "");
+    }
     return SAE_OK;
 }
 

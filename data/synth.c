@@ -113,7 +113,10 @@ static size_t poisson(sae_rng *g, double lambda) {
 static void make_chunk(const data_synth_params *p, const float *truth, const alias_table *at,
                        uint64_t chunk, size_t count, float *x, int32_t *tok) {
     sae_rng g;
-    sae_rng_seed(&g, p->seed, chunk + 1); /* stream 0 made the dictionary */
+    /* stream 0 made the dictionary; the held-out split draws rows from streams
+     * no training file of any practical size reaches */
+    uint64_t stream = chunk + 1 + (p->heldout ? (1ULL << 40) : 0);
+    sae_rng_seed(&g, p->seed, stream);
     uint32_t active[MAX_ACTIVE_CAP];
     size_t d = p->d;
     for (size_t r = 0; r < count; r++) {

@@ -33,6 +33,7 @@ typedef struct data_synth_params {
     double token_noise;/* probability a row's token is random */
     size_t doc_len;    /* rows per document */
     int float16;       /* store activations as float16 */
+    int heldout;       /* fresh rows from the same dictionary (an evaluation split) */
 } data_synth_params;
 
 data_synth_params data_synth_default_params(void);

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# tests/cli_test.sh SAE MAKE_BAD_FILES: the command line as a user meets it.
+# Every bad input must give exit status 1 (2 for usage errors), exactly one
+# line on stderr starting "sae: error: ", and no output file. Also: help,
+# config files, NaN handling, a full disk, and kill -9 then --resume being
+# bitwise equal to an uninterrupted run.
+set -u
+SAE=$1
+MKBAD=$2
+T=$(mktemp -d "${TMPDIR:-/tmp}/saecli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect STATUS PHRASE -- command...   (stderr must be one "sae: error:" line with PHRASE)
+expect() {
+    local want=$1 phrase=$2
+    shift 3
+    "$@" >"$T/out" 2>"$T/err" </dev/null
+    local got=$?
+    local lines
+    lines=$(wc -l <"$T/err")
+    if [ "$got" != "$want" ]; then
+        bad "$* -> exit $got, want $want; stderr: $(head -c 300 "$T/err")"
+    elif [ "$lines" != 1 ] || ! grep -q '^sae: error: ' "$T/err"; then
+        bad "$* -> stderr is not one 'sae: error:' line: $(head -c 300 "$T/err")"
+    elif ! grep -qF -- "$phrase" "$T/err"; then
+        bad "$* -> stderr lacks '$phrase': $(cat "$T/err")"
+    else
+        ok
+    fi
+}
+no_file() { if ls "$1"* >/dev/null 2>&1; then bad "output $1 exists after a failure"; else ok; fi; }
+
+"$MKBAD" "$T" >"$T/catalogue" || { echo "FAIL: make_bad_files"; exit 1; }
+
+# --- usage ------------------------------------------------------------------
+expect 2 "unknown command" -- "$SAE" bogus
+expect 2 "unknown option '--bogus'" -- "$SAE" train --bogus
+expect 2 "--data and --out are required" -- "$SAE" train --data "$T/good.h5"
+expect 2 "needs a value" -- "$SAE" train --data "$T/good.h5" --out
+expect 2 "expects a non-negative whole number" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --latents abc
+expect 2 "must be one of topk|relu" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --arch dense
+expect 2 "k=64 is larger than --latents 32" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --latents 32 --k 64
+no_file "$T/o.h5"
+"$SAE" >/dev/null 2>&1; [ $? = 2 ] && ok || bad "sae with no command should exit 2"
+for c in demo synth train eval info; do
+    "$SAE" "$c" --help >"$T/out" 2>&1 && grep -q "usage: sae $c" "$T/out" && ok || bad "sae $c --help"
+done
+"$SAE" help train | grep -q -- "--checkpoint-every" && ok || bad "sae help train"
+
+# --- config files -------------------------------------------------------------
+printf '[train]\nlatents = 32\nbogus_key = 1\n' >"$T/bad.ini"
+expect 2 "bad.ini:3: unknown key 'bogus_key'" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/bad.ini"
+printf '[train]\nlr = fast\n' >"$T/bad2.ini"
+expect 2 "--lr expects a number, got 'fast'" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/bad2.ini"
+expect 2 "cannot open config file" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/missing.ini"
+no_file "$T/o.h5"
+
+# --- bad activation files, through every command that reads them ----------------
+"$SAE" train --data "$T/good.h5" --out "$T/good_sae.h5" --latents 32 --k 4 --batch 512 --tokens 8192 \
+    >/dev/null 2>"$T/err" && ok || bad "training on good.h5: $(cat "$T/err")"
+while IFS=$'\t' read -r name phrase; do
+    expect 1 "$phrase" -- "$SAE" train --data "$T/$name" --out "$T/o.h5" --latents 32 --k 4
+    no_file "$T/o.h5"
+    expect 1 "$phrase" -- "$SAE" eval --sae "$T/good_sae.h5" --data "$T/$name"
+    expect 1 "$phrase" -- "$SAE" info "$T/$name"
+done <"$T/catalogue"
+expect 1 "No such file" -- "$SAE" train --data "$T/none.h5" --out "$T/o.h5"
+expect 1 "the data has d=8 but the SAE was trained on d=16" -- "$SAE" eval --sae "$T/good_sae.h5" --data "$T/good8.h5"
+expect 1 "is an activation file, not an SAE" -- "$SAE" eval --sae "$T/good.h5" --data "$T/good.h5"
+expect 1 "not an HDF5 file" -- "$SAE" eval --sae "$T/text.h5" --data "$T/good.h5"
+
+# --- NaN rows: refused with their count, or skipped with a warning ------------------
+expect 1 "3 rows of /activations hold NaN or Inf (first at row 7)" -- "$SAE" train --data "$T/nan.h5" --out "$T/o.h5" --latents 32 --k 4
+no_file "$T/o.h5"
+"$SAE" train --data "$T/nan.h5" --out "$T/nan_sae.h5" --latents 32 --k 4 --batch 512 --skip-nonfinite \
+    >/dev/null 2>"$T/err" && grep -q "warning: .*skipping 3 rows" "$T/err" && ok || bad "--skip-nonfinite: $(cat "$T/err")"
+
+# --- a full disk (simulated with a file-size limit) leaves no output ----------------
+(ulimit -f 200; "$SAE" synth --out "$T/full.h5" --n 200000 --d 64 >/dev/null 2>"$T/err"); st=$?
+if [ $st = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q "^sae: error: .*full.h5" "$T/err"; then ok; else bad "full disk: exit $st: $(cat "$T/err")"; fi
+no_file "$T/full.h5"
+"$SAE" train --data "$T/good.h5" --out "$T/o.h5" --latents 32 --k 4 --batch 512 >/dev/null 2>&1 &&
+    (ulimit -f 20; "$SAE" train --data "$T/good.h5" --out "$T/o2.h5" --latents 256 --k 4 --batch 512 >/dev/null 2>"$T/err"); st=$?
+if [ $st = 1 ] && grep -q "^sae: error: .*o2.h5" "$T/err"; then ok; else bad "full disk at checkpoint: exit $st: $(cat "$T/err")"; fi
+no_file "$T/o2.h5"
+
+# --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run -----
+"$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
+args=(--data "$T/k.h5" --latents 512 --k 8 --batch 256 --tokens 600000 --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)
+"$SAE" train "${args[@]}" --out "$T/full_run.h5" >/dev/null 2>&1 || bad "uninterrupted run failed"
+"$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 1000); do [ -f "$T/killed.h5" ] && break; sleep 0.01; done
+sleep 0.2
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if "$SAE" info "$T/killed.h5" 2>/dev/null | grep -q "in progress"; then ok; else bad "kill -9 did not leave an in-progress checkpoint (killed too late?)"; fi
+"$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" --resume >/dev/null 2>"$T/err" || bad "resume failed: $(cat "$T/err")"
+if h5diff "$T/full_run.h5" "$T/killed.h5" /W_enc && h5diff "$T/full_run.h5" "$T/killed.h5" /W_dec &&
+    h5diff "$T/full_run.h5" "$T/killed.h5" /b_enc && h5diff "$T/full_run.h5" "$T/killed.h5" /b_dec &&
+    h5diff "$T/full_run.h5" "$T/killed.h5" /train/adam_v; then ok; else bad "kill -9 + --resume differs from the uninterrupted run"; fi
+steps=$(grep -c '"step"' "$T/killed.jsonl")
+uniq_steps=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/killed.jsonl" | sort -u | wc -l)
+[ "$steps" = "$uniq_steps" ] && ok || bad "log after resume repeats steps ($steps lines, $uniq_steps distinct)"
+ls "$T"/*.tmp.* >/dev/null 2>&1 && bad "temporary files left behind: $(ls "$T"/*.tmp.*)" || ok
+
+echo "cli: $pass passed, $fail failed"
+[ $fail = 0 ]
