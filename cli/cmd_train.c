@@ -134,6 +134,7 @@ int cmd_train(int argc, char **argv) {
         data_actfile_close(f);
         return rc;
     }
+    sae_remove_stale_tmp(out); /* a run killed mid-checkpoint left its temporary file */
     cli_progress pr;
     if ((rc = cli_progress_init(&pr, log, resume))) {
         data_actfile_close(f);

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,4 +42,23 @@ int sae_commit_file(const char *tmp, const char *path, sae_error *err) {
 int sae_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int sae_remove_stale_tmp(const char *path) {
+    char pattern[4200];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    glob_t g;
+    int removed = 0;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0) return 0;
+    size_t prefix = strlen(path) + 5; /* ".tmp." */
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char *end;
+        long pid = strtol(g.gl_pathv[i] + prefix, &end, 10);
+        if (*end || pid <= 0) continue;
+        if (pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
+            remove(g.gl_pathv[i]) == 0)
+            removed++;
+    }
+    globfree(&g);
+    return removed;
 }

@@ -21,5 +21,8 @@ int sae_tmp_path(char *buf, size_t cap, const char *path, sae_error *err);
 /* fsync tmp, rename it over path, fsync the directory. */
 int sae_commit_file(const char *tmp, const char *path, sae_error *err);
 int sae_file_exists(const char *path);
+/* Removes "<path>.tmp.<pid>" files left by processes that no longer run (a
+ * kill -9 mid-write); returns how many were removed. */
+int sae_remove_stale_tmp(const char *path);
 
 #endif

@@ -174,9 +174,10 @@ int data_reader_open(data_reader **out, data_actfile *f, const data_reader_param
     r->cur = 0;
     r->cur_off = pos.offset;
     if (r->slot[0].rc < 0) {
+        int rc = r->slot[0].rc;
         sae_error_set(err, r->slot[0].err.code, r->slot[0].err.subject, "%s", r->slot[0].err.msg);
         data_reader_close(r);
-        return r->slot[0].rc;
+        return rc;
     }
     r->skipped = r->slot[0].skipped;
     r->prod_epoch = pos.epoch;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sae needs (only those missing) and builds it
+# into build/. Safe to run again: it only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config
+      libopenblas-openmp-dev   # BLAS (sgemm), OpenMP build: one thread pool with our kernels
+      libhdf5-dev hdf5-tools   # activation and SAE files; h5diff for the resume tests
+      libcjson-dev             # JSON metrics and eval output
+      libinih-dev              # INI config files
+      libcmocka-dev)           # unit tests
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    SUDO=
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
