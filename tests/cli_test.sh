@@ -56,6 +56,9 @@ printf '[train]\nlatents = 32\nbogus_key = 1\n' >"$T/bad.ini"
 expect 2 "bad.ini:3: unknown key 'bogus_key'" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/bad.ini"
 printf '[train]\nlr = fast\n' >"$T/bad2.ini"
 expect 2 "--lr expects a number, got 'fast'" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/bad2.ini"
+for ini in "$(dirname "$0")"/../configs/*.ini; do
+    "$SAE" train --config "$ini" --help >"$T/out" 2>"$T/err" && ok || bad "shipped config $ini: $(cat "$T/err")"
+done
 expect 2 "cannot open config file" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/missing.ini"
 no_file "$T/o.h5"
 

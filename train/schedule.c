@@ -30,9 +30,12 @@ train_params train_default_params(sae_arch arch) {
         p.sae.aux_coef = 1.0f / 32.0f;
         p.lr = 2e-3f;
     } else {
-        /* Anthropic April 2024 update: lambda 5, lr 5e-5, clip 1 */
-        p.lr = 5e-5f;
-        p.l1 = 5.0f;
+        /* Structure of the Anthropic April 2024 update (L1 weighted by decoder
+         * norms, l1 warm-up, lr decay, clip 1). Their lambda 5 / lr 5e-5 are for
+         * billions of tokens; at 1M tokens they leave FVU ~0.95. lr 1e-3 and
+         * l1 2 reach FVU ~0.27 at L0 ~87 and mmcs 0.94 on the demo data. */
+        p.lr = 1e-3f;
+        p.l1 = 2.0f;
         p.l1_warmup = 0.05f;
         p.grad_clip = 1.0f;
     }
