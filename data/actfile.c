@@ -236,6 +236,23 @@ int data_actfile_read_doc_offsets(data_actfile *f, int64_t *out, sae_error *err)
     return rc;
 }
 
+uint16_t data_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to Inf */
+    if (a < 0x38800000u) { /* below 2^-14: a half subnormal, in units of 2^-24 */
+        float af;
+        memcpy(&af, &a, sizeof af);
+        return (uint16_t)(sign | (uint32_t)lrintf(af * 16777216.0f)); /* exact scaling, RNE */
+    }
+    uint32_t h = a - 0x38000000u;               /* rebias exponent 127 -> 15 */
+    h = (h + 0xfffu + ((h >> 13) & 1u)) >> 13;  /* round 23 -> 10 mantissa bits, ties to even;
+                                                   a carry correctly bumps the exponent */
+    return (uint16_t)(sign | h);
+}
+
 int data_row_nonfinite(const float *row, size_t d) {
     for (size_t j = 0; j < d; j++)
         if (!isfinite(row[j])) return 1;
@@ -269,6 +286,7 @@ int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *firs
 struct data_actwriter {
     char path[4096], tmp[4200];
     hid_t h5, acts, tokens;
+    hid_t f16;         /* the half type, or -1 for float32 files */
     size_t d, n;
     int with_tokens; /* -1 until the first append decides */
     int failed;
@@ -298,6 +316,7 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
     w->d = o->d;
     w->with_tokens = -1;
     w->tokens = -1;
+    w->f16 = -1;
     data_h5_lock();
     char h5msg[256];
     w->h5 = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -309,6 +328,7 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
         free(w);
         return SAE_ERR_IO;
     }
+    if (o->float16) w->f16 = data_h5_f16_type();
     size_t bytes = o->float16 ? 2 : 4;
     hsize_t chunk_rows = o->chunk_rows ? o->chunk_rows : (hsize_t)((1u << 20) / (o->d * bytes));
     if (chunk_rows < 1) chunk_rows = 1;
@@ -316,9 +336,8 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
     hid_t sp = H5Screate_simple(2, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 2, chunk);
-    hid_t ft = o->float16 ? data_h5_f16_type() : H5Tcopy(H5T_IEEE_F32LE);
-    w->acts = H5Dcreate2(w->h5, "activations", ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    H5Tclose(ft);
+    w->acts = H5Dcreate2(w->h5, "activations", o->float16 ? w->f16 : H5T_IEEE_F32LE, sp,
+                         H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
     data_h5_set_attr_i64(w->h5, "d_model", (int64_t)o->d);
@@ -368,9 +387,21 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
         H5Sclose(sp);
         if (w->tokens < 0) rc = writer_fail(w, err, "/tokens");
     }
-    if (rc == SAE_OK &&
-        extend_and_write(w->acts, 2, w->n, count, w->d, H5T_NATIVE_FLOAT, rows) < 0)
+    if (rc == SAE_OK && w->f16 >= 0) {
+        uint16_t *half = malloc(count * w->d * sizeof *half);
+        if (!half) {
+            rc = sae_error_set(err, SAE_ERR_NOMEM, w->path, "out of memory");
+            w->failed = 1;
+        } else {
+            for (size_t i = 0; i < count * w->d; i++) half[i] = data_f32_to_f16(rows[i]);
+            if (extend_and_write(w->acts, 2, w->n, count, w->d, w->f16, half) < 0)
+                rc = writer_fail(w, err, "/activations");
+            free(half);
+        }
+    } else if (rc == SAE_OK &&
+               extend_and_write(w->acts, 2, w->n, count, w->d, H5T_NATIVE_FLOAT, rows) < 0) {
         rc = writer_fail(w, err, "/activations");
+    }
     if (rc == SAE_OK && w->with_tokens &&
         extend_and_write(w->tokens, 1, w->n, count, 1, H5T_NATIVE_INT32, tokens) < 0)
         rc = writer_fail(w, err, "/tokens");
@@ -419,6 +450,7 @@ int data_actwriter_finish(data_actwriter *w, sae_error *err) {
     }
     data_h5_lock();
     herr_t rc = 0;
+    if (w->f16 >= 0) H5Tclose(w->f16);
     if (w->tokens >= 0 && H5Dclose(w->tokens) < 0) rc = -1;
     if (H5Dclose(w->acts) < 0) rc = -1;
     w->tokens = w->acts = -1;
@@ -440,6 +472,7 @@ int data_actwriter_finish(data_actwriter *w, sae_error *err) {
 void data_actwriter_abort(data_actwriter *w) {
     if (!w) return;
     data_h5_lock();
+    if (w->f16 >= 0) H5Tclose(w->f16);
     if (w->tokens >= 0) H5Dclose(w->tokens);
     if (w->acts >= 0) H5Dclose(w->acts);
     if (w->h5 >= 0) H5Fclose(w->h5);

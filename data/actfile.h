@@ -68,6 +68,11 @@ int data_actfile_read_doc_offsets(data_actfile *f, int64_t *out, sae_error *err)
  * every chunk is readable (a truncated file fails here, before training). */
 int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *first_bad,
                                  sae_error *err);
+/* IEEE binary16 bits of f, rounded to nearest even (overflow -> Inf). HDF5
+ * 1.10's own float->half conversion mis-rounds values whose mantissa carries
+ * into the exponent (-0.99989 became -0.5), so the writer converts itself. */
+uint16_t data_f32_to_f16(float f);
+
 /* 1 if any of the d values is NaN or +-Inf */
 int data_row_nonfinite(const float *row, size_t d);
 
