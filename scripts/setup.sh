@@ -9,7 +9,8 @@ PKGS=(build-essential cmake pkg-config
       libhdf5-dev hdf5-tools   # activation and SAE files; h5diff for the resume tests
       libcjson-dev             # JSON metrics and eval output
       libinih-dev              # INI config files
-      libcmocka-dev)           # unit tests
+      libcmocka-dev            # unit tests
+      ${SAE_EXTRA_PKGS:-})     # e.g. test-only packages, from scripts/test.sh
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
