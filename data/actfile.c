@@ -66,16 +66,33 @@ static int validate_offsets(data_actfile *f, sae_error *err) {
     return rc;
 }
 
+/* Token ids must index /vocab. Streamed in blocks: N can exceed memory. */
 static int validate_tokens(data_actfile *f, sae_error *err) {
     if (f->vocab_size == 0) return SAE_OK; /* nothing to check the range against */
-    int32_t *tok = malloc(f->n * sizeof *tok);
+    const size_t block = 1u << 20;
+    size_t cap = f->n < block ? f->n : block;
+    int32_t *tok = malloc(cap * sizeof *tok);
     if (!tok) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
-    int rc = data_h5_read_i32((hid_t)f->h5, "tokens", tok, f->n, f->path, err);
-    for (size_t i = 0; rc == SAE_OK && i < f->n; i++)
-        if (tok[i] < 0 || (size_t)tok[i] >= f->vocab_size)
-            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                               "/tokens[%zu] = %d is outside the vocabulary (V=%zu)", i, tok[i],
-                               f->vocab_size);
+    char h5msg[256];
+    int rc = SAE_OK;
+    hid_t ds = H5Dopen2((hid_t)f->h5, "tokens", H5P_DEFAULT);
+    hid_t fs = H5Dget_space(ds);
+    for (size_t r0 = 0; r0 < f->n && rc == SAE_OK; r0 += cap) {
+        hsize_t start = r0, cnt = f->n - r0 < cap ? f->n - r0 : cap;
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL);
+        hid_t ms = H5Screate_simple(1, &cnt, NULL);
+        if (H5Dread(ds, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, tok) < 0)
+            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path, "cannot read /tokens (%s); file damaged?",
+                               data_h5_last_error(h5msg, sizeof h5msg));
+        H5Sclose(ms);
+        for (size_t i = 0; rc == SAE_OK && i < cnt; i++)
+            if (tok[i] < 0 || (size_t)tok[i] >= f->vocab_size)
+                rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                   "/tokens[%zu] = %d is outside the vocabulary (V=%zu)", r0 + i,
+                                   tok[i], f->vocab_size);
+    }
+    H5Sclose(fs);
+    H5Dclose(ds);
     free(tok);
     return rc;
 }
