@@ -88,7 +88,8 @@ static void on_start(const train_params *p, const sae_model *m, double scale, ui
 
 static void on_metrics(const train_metrics *mt, void *user) {
     cli_progress *pr = user;
-    if (pr->log) {
+    int last = mt->step == mt->total_steps;
+    if (pr->log && mt->log_due) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "step", (double)mt->step);
         cJSON_AddNumberToObject(j, "tokens", (double)mt->tokens);
@@ -116,15 +117,16 @@ static void on_metrics(const train_metrics *mt, void *user) {
     fmt_count(tot, sizeof tot, (double)mt->total_tokens);
     fmt_count(rt, sizeof rt, rate);
     fmt_eta(et, sizeof et, eta);
-    int last = mt->step == mt->total_steps;
-    if (pr->tty) {
+    if (pr->tty && (last || mt->elapsed_s - pr->last_print_s >= 0.25)) {
+        pr->last_print_s = mt->elapsed_s;
         int width = 24, filled = (int)(width * (double)mt->tokens / (double)mt->total_tokens);
         char bar[64];
         for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
         bar[width] = 0;
         fprintf(stderr, "\r[%s] %s/%s tok  %s tok/s  ETA %s  FVU %.4f  L0 %.1f  dead %.1f%%\033[K%s",
                 bar, tok, tot, rt, et, mt->fvu, mt->l0, 100 * mt->dead_frac, last ? "\n" : "");
-    } else if (last || mt->elapsed_s - pr->last_print_s >= 10.0 || pr->last_print_s == 0) {
+    } else if (!pr->tty && mt->log_due &&
+               (last || mt->elapsed_s - pr->last_print_s >= 10.0 || pr->last_print_s == 0)) {
         fprintf(stderr, "step %llu/%llu  %s/%s tokens  %s tok/s  ETA %s  fvu %.4f  l0 %.1f  dead %.1f%%\n",
                 (unsigned long long)mt->step, (unsigned long long)mt->total_steps, tok, tot, rt, et,
                 mt->fvu, mt->l0, 100 * mt->dead_frac);

@@ -231,11 +231,12 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
         s.pos = data_reader_pos(reader);
         s.skipped = skipped0 + data_reader_skipped(reader);
         int last = s.step == total_steps;
-        if (obs && obs->on_metrics && (s.step % p.log_every == 0 || last)) {
+        if (obs && obs->on_metrics) {
+            int due = s.step % p.log_every == 0 || last;
             double t = now_s();
             size_t dead_now = collect_dead(&s, p.dead_tokens, s.dead);
             train_metrics mt = {
-                .step = s.step, .total_steps = total_steps, .tokens = s.tokens,
+                .log_due = due, .step = s.step, .total_steps = total_steps, .tokens = s.tokens,
                 .total_tokens = total_steps * p.batch, .loss = loss.loss,
                 .mse = loss.sse / ((double)p.batch * D) / (s.input_scale * s.input_scale),
                 .fvu = loss.sse / loss.var, .l0 = loss.l0,
@@ -244,8 +245,10 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
                 .tokens_per_s = t > t_last ? (double)(s.tokens - tokens_last) / (t - t_last) : 0,
                 .elapsed_s = t - t0};
             obs->on_metrics(&mt, obs->user);
-            t_last = t;
-            tokens_last = s.tokens;
+            if (due) { /* the rate covers the tokens since the last logged step */
+                t_last = t;
+                tokens_last = s.tokens;
+            }
         }
         int stop = obs && obs->stop && *obs->stop;
         if (!last && (s.tokens >= next_ckpt || stop)) {

@@ -82,6 +82,7 @@ float train_l1_at(const train_params *p, uint64_t step, uint64_t total);
 
 /* --- running ----------------------------------------------------------------- */
 typedef struct train_metrics {
+    int log_due; /* a log_every boundary or the last step (else: a progress tick) */
     uint64_t step, total_steps, tokens, total_tokens;
     double loss, mse, fvu, l0, dead_frac, aux_loss, lr, l1, tokens_per_s, elapsed_s;
 } train_metrics;
@@ -90,7 +91,7 @@ typedef struct train_observer {
     /* resolved configuration, once before the first step */
     void (*on_start)(const train_params *p, const sae_model *m, double input_scale,
                      uint64_t start_step, uint64_t total_steps, void *user);
-    void (*on_metrics)(const train_metrics *m, void *user); /* every log_every steps and last */
+    void (*on_metrics)(const train_metrics *m, void *user); /* after every step */
     void (*on_checkpoint)(const char *path, uint64_t tokens, void *user);
     void (*on_warning)(const char *msg, void *user);
     void *user;
