@@ -1,6 +1,8 @@
 /* cli/cmd_train.c: `sae train`. Flags override --config keys, which override
  * the defaults of train_default_params. */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ static int check_writable(const char *out) {
     }
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        cli_errorf(out, "cannot create output here");
+        cli_errorf(out, "cannot create the output: %s", strerror(errno));
         return CLI_EXIT_ERROR;
     }
     fclose(f);
@@ -118,6 +120,11 @@ int cmd_train(int argc, char **argv) {
     p.threads = threads;
     sae_set_threads(threads);
 
+    struct stat sd, so;
+    if (stat(data, &sd) == 0 && stat(out, &so) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {
+        cli_errorf(out, "--out is the --data file; training would overwrite its input");
+        return CLI_EXIT_USAGE;
+    }
     sae_error err = {0};
     data_actfile *f = NULL;
     if (data_actfile_open(&f, data, &err) < 0) {
@@ -134,6 +141,9 @@ int cmd_train(int argc, char **argv) {
         data_actfile_close(f);
         return rc;
     }
+    /* only now, so that bad input still gets exactly one error line */
+    if (!resume && stat(out, &so) == 0)
+        cli_warn("%s exists and will be replaced when training ends (--resume continues it instead)", out);
     sae_remove_stale_tmp(out); /* a run killed mid-checkpoint left its temporary file */
     cli_progress pr;
     if ((rc = cli_progress_init(&pr, log, resume))) {

@@ -72,6 +72,8 @@ while IFS=$'\t' read -r name phrase; do
     expect 1 "$phrase" -- "$SAE" info "$T/$name"
 done <"$T/catalogue"
 expect 1 "No such file" -- "$SAE" train --data "$T/none.h5" --out "$T/o.h5"
+expect 2 "--out is the --data file" -- "$SAE" train --data "$T/good.h5" --out "$T/good.h5"
+expect 1 "cannot create the output: No such file or directory" -- "$SAE" train --data "$T/good.h5" --out "$T/nodir/o.h5"
 expect 1 "the data has d=8 but the SAE was trained on d=16" -- "$SAE" eval --sae "$T/good_sae.h5" --data "$T/good8.h5"
 expect 1 "is an activation file, not an SAE" -- "$SAE" eval --sae "$T/good.h5" --data "$T/good.h5"
 expect 1 "not an HDF5 file" -- "$SAE" eval --sae "$T/text.h5" --data "$T/good.h5"
