@@ -138,9 +138,11 @@ int data_reader_open(data_reader **out, data_actfile *f, const data_reader_param
     if (!r) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     r->f = f;
     r->p = *p;
+    /* blocks are whole chunks (cheapest to read) unless a chunk is larger than
+     * half the buffer: the buffer size is a promise about memory */
+    size_t half = p->buffer_rows / 2 ? p->buffer_rows / 2 : 1;
     r->block_rows = f->chunk_rows ? f->chunk_rows : 1024;
-    size_t half = p->buffer_rows / 2;
-    if (half < r->block_rows) half = r->block_rows;
+    if (r->block_rows > half) r->block_rows = half;
     r->n_blocks = (f->n + r->block_rows - 1) / r->block_rows;
     r->blocks_per_window = half / r->block_rows;
     if (r->blocks_per_window > r->n_blocks) r->blocks_per_window = r->n_blocks;

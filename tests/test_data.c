@@ -139,6 +139,15 @@ static void test_stream_covers_file(void **state) {
     for (size_t i = 0; i < n; i++) same += ids[i] == ids[n + i];
     assert_true(same < n / 10);
     free(whole);
+    /* chunks larger than the buffer: memory stays within the buffer, and the
+     * stream still covers every row */
+    rp.buffer_rows = 40; /* chunks are 64 rows */
+    assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
+    read_ids(r, d, n, 100, ids);
+    data_reader_close(r);
+    char *seen = calloc(n, 1);
+    for (size_t i = 0; i < n; i++) assert_int_equal(seen[ids[i]]++, 0);
+    free(seen);
     free(ids);
     data_actfile_close(f);
 }
