@@ -242,7 +242,8 @@ static void forward_relu(sae_model *m, const float *x, size_t B, float l1, sae_l
     double sp = 0.0;
     size_t active = 0;
     for (size_t j = 0; j < M; j++) sp += (double)m->dec_norm[j] * m->dpre_sum[j];
-    for (size_t i = 0; i < B * M; i++) active += z[i] > 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : active)
+    for (size_t i = 0; i < B * M; i++) active += z[i] > 0.0f; /* integer sum: order-free */
     out->sparsity = l1 * sp / (double)B;
     out->loss = out->sse / (double)B + out->sparsity;
     out->l0 = (double)active / (double)B;
