@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "data/synth.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "sae/io.h"
 #include "train/train.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "sae/io.h"
 #include "train/train.h"
 

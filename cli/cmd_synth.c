@@ -3,7 +3,7 @@
 
 #include "cli/cli.h"
 #include "data/synth.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 
 static const char *const DTYPES[] = {"f32", "f16", NULL};
 

@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "common/fileutil.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "train/train.h"
 
 static const char *const ARCHS[] = {"topk", "relu", NULL};

@@ -7,7 +7,7 @@
 
 #include "common/mem.h"
 #include "common/rng.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "sae/kernels.h"
 
 const char *sae_arch_name(sae_arch a) { return a == SAE_ARCH_RELU ? "relu" : "topk"; }

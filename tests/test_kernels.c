@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "common/rng.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "sae/kernels.h"
 #include "sae/sae.h"
 
@@ -204,7 +204,7 @@ static void check_gradients(sae_arch arch, int with_aux) {
     sae_model_forward(&m, x, B, l1, dead, rc.n_dead, &loss);
     sae_model_backward(&m, l1);
 
-    double *th = malloc(P * sizeof(double)), r0[6 * 5];
+    double *th = calloc(P, sizeof(double)), r0[6 * 5] = {0};
     for (size_t i = 0; i < P; i++) th[i] = m.param_blob[i];
     double L0 = ref_loss(&rc, th, x, NULL, r0);
     /* the float forward must agree with the double reference: relative 1e-5

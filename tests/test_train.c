@@ -15,7 +15,7 @@
 
 #include "common/fileutil.h"
 #include "data/synth.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "sae/io.h"
 #include "tests/testutil.h"
 #include "train/train.h"

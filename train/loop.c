@@ -9,7 +9,7 @@
 #include "common/fileutil.h"
 #include "common/mem.h"
 #include "data/reader.h"
-#include "sae/blas.h"
+#include "common/blas.h"
 #include "train/train_internal.h"
 
 static double now_s(void) {

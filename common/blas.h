@@ -1,6 +1,6 @@
-/* sae/blas.h: the one door to the BLAS library.
+/* common/blas.h: the one door to the BLAS library.
  *
- * Only sae/blas.c includes <cblas.h>, so the GEMM library can be swapped (or
+ * Only common/blas.c includes <cblas.h>, so the GEMM library can be swapped (or
  * measured against another) in one place. Matrices are row-major.
  * sae_gemm_ref is a deliberately naive triple loop kept as the reference the
  * tests check the fast path against.

@@ -1,5 +1,5 @@
-/* sae/blas.c: OpenBLAS behind sae_gemm; the naive reference beside it. */
-#include "sae/blas.h"
+/* common/blas.c: OpenBLAS behind sae_gemm; the naive reference beside it. */
+#include "common/blas.h"
 
 #include <cblas.h>
 #include <omp.h>
