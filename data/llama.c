@@ -1,0 +1,269 @@
+/* data/llama.c: llama2.c checkpoint loading and the batched prefill. */
+#include "data/llama.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/blas.h"
+#include "common/mem.h"
+
+static const char *const SITE_NAMES[DATA_N_SITES] = {"resid_pre", "attn_out", "mlp_out", "resid_post"};
+
+const char *data_site_name(data_site s) { return SITE_NAMES[s]; }
+
+int data_site_parse(const char *s, data_site *out) {
+    for (int i = 0; i < DATA_N_SITES; i++)
+        if (strcmp(s, SITE_NAMES[i]) == 0) {
+            *out = (data_site)i;
+            return 0;
+        }
+    return -1;
+}
+
+int data_llama_load(data_llama **out, const char *path, sae_error *err) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    struct stat st;
+    int32_t h[7];
+    if (fstat(fd, &st) != 0 || read(fd, h, sizeof h) != (ssize_t)sizeof h) {
+        close(fd);
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "too short for a llama2.c model header");
+    }
+    data_llama_config c = {h[0], h[1], h[2], h[3], h[4], abs(h[5]), h[6], h[5] > 0, 0, 0};
+    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
+        h[5] == 0 || c.seq_len <= 0 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
+        (c.dim / c.n_heads) % 2 != 0 || c.dim > 1 << 16 || c.hidden_dim > 1 << 18 ||
+        c.n_layers > 1024 || c.vocab_size > 1 << 22 || c.seq_len > 1 << 20) {
+        close(fd);
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "not a llama2.c model: header (dim %d, hidden %d, layers %d, heads %d/%d, "
+                             "vocab %d, seq_len %d) is inconsistent",
+                             h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+    }
+    c.head_size = c.dim / c.n_heads;
+    c.kv_dim = c.dim * c.n_kv_heads / c.n_heads;
+    size_t D = (size_t)c.dim, L = (size_t)c.n_layers, V = (size_t)c.vocab_size, H = (size_t)c.hidden_dim;
+    size_t KV = (size_t)c.kv_dim, S = (size_t)c.seq_len, hs = (size_t)c.head_size;
+    size_t floats = V * D + L * D + L * D * D + 2 * L * KV * D + L * D * D + L * D + 3 * L * H * D + D +
+                    S * hs; /* freq_cis real + imag: S * hs/2 each */
+    if (!c.shared_classifier) floats += V * D;
+    size_t want = sizeof h + floats * sizeof(float);
+    if ((size_t)st.st_size != want) {
+        close(fd);
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "header describes %zu bytes but the file has %lld: truncated, or not a "
+                             "llama2.c (version 0) model",
+                             want, (long long)st.st_size);
+    }
+    void *map = mmap(NULL, want, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return sae_error_set(err, SAE_ERR_IO, path, "cannot map: %s", strerror(errno));
+    data_llama *m = calloc(1, sizeof *m);
+    if (!m) {
+        munmap(map, want);
+        return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    }
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->c = c;
+    m->map = map;
+    m->map_bytes = want;
+    const float *p = (const float *)((const char *)map + sizeof h);
+#define TAKE(field, n) (m->field = p, p += (n))
+    TAKE(token_embedding, V * D);
+    TAKE(rms_att, L * D);
+    TAKE(wq, L * D * D);
+    TAKE(wk, L * KV * D);
+    TAKE(wv, L * KV * D);
+    TAKE(wo, L * D * D);
+    TAKE(rms_ffn, L * D);
+    TAKE(w1, L * H * D);
+    TAKE(w2, L * D * H);
+    TAKE(w3, L * H * D);
+    TAKE(rms_final, D);
+#undef TAKE
+    p += S * hs; /* freq_cis_real, freq_cis_imag */
+    m->wcls = c.shared_classifier ? m->token_embedding : p;
+    *out = m;
+    return SAE_OK;
+}
+
+void data_llama_free(data_llama *m) {
+    if (!m) return;
+    munmap(m->map, m->map_bytes);
+    free(m);
+}
+
+struct data_llama_run {
+    const data_llama *m;
+    size_t cap;
+    float *x;     /* (cap, dim) residual stream */
+    float *xb;    /* (cap, dim) normed input */
+    float *q;     /* (cap, dim) */
+    float *k, *v; /* (cap, kv_dim) */
+    float *att;   /* (cap, dim) attention output before wo */
+    float *proj;  /* (cap, dim) attn_out / mlp_out */
+    float *h1, *h3; /* (cap, hidden) */
+    float *scores;  /* (threads, seq_len_max) */
+    size_t scores_per_thread;
+    int n_threads;  /* rows of scores */
+    int *pos;       /* (cap) position of each row within its sequence */
+};
+
+void data_llama_run_free(data_llama_run *r) {
+    if (!r) return;
+    sae_free(r->x), sae_free(r->xb), sae_free(r->q), sae_free(r->k), sae_free(r->v);
+    sae_free(r->att), sae_free(r->proj), sae_free(r->h1), sae_free(r->h3), sae_free(r->scores);
+    free(r->pos);
+    free(r);
+}
+
+int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_rows, sae_error *err) {
+    *out = NULL;
+    data_llama_run *r = calloc(1, sizeof *r);
+    if (!r) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    size_t D = (size_t)m->c.dim, KV = (size_t)m->c.kv_dim, H = (size_t)m->c.hidden_dim;
+    r->m = m;
+    r->cap = max_rows;
+    r->scores_per_thread = max_rows;
+    int threads = sae_get_threads();
+    r->n_threads = threads;
+    r->x = sae_alloc(max_rows * D * 4), r->xb = sae_alloc(max_rows * D * 4);
+    r->q = sae_alloc(max_rows * D * 4), r->k = sae_alloc(max_rows * KV * 4);
+    r->v = sae_alloc(max_rows * KV * 4), r->att = sae_alloc(max_rows * D * 4);
+    r->proj = sae_alloc(max_rows * D * 4), r->h1 = sae_alloc(max_rows * H * 4);
+    r->h3 = sae_alloc(max_rows * H * 4);
+    r->scores = sae_alloc((size_t)threads * max_rows * 4);
+    r->pos = malloc(max_rows * sizeof *r->pos);
+    if (!r->x || !r->xb || !r->q || !r->k || !r->v || !r->att || !r->proj || !r->h1 || !r->h3 ||
+        !r->scores || !r->pos) {
+        data_llama_run_free(r);
+        return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for the model's activations");
+    }
+    *out = r;
+    return SAE_OK;
+}
+
+/* out (N, D) = x * rsqrt(mean(x^2) + 1e-5) * w, as run.c's rmsnorm */
+static void rmsnorm_rows(float *out, const float *x, const float *w, size_t N, size_t D) {
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * D;
+        float ss = 0.0f;
+        for (size_t j = 0; j < D; j++) ss += xr[j] * xr[j];
+        ss = 1.0f / sqrtf(ss / (float)D + 1e-5f);
+        for (size_t j = 0; j < D; j++) out[r * D + j] = w[j] * (ss * xr[j]);
+    }
+}
+
+/* RoPE on adjacent pairs, exactly run.c's formula: q on all dim, k on kv_dim */
+static void rope_rows(float *q, float *k, const int *pos, size_t N, const data_llama_config *c) {
+    size_t D = (size_t)c->dim, KV = (size_t)c->kv_dim, hs = (size_t)c->head_size;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        for (size_t i = 0; i < D; i += 2) {
+            size_t head_dim = i % hs;
+            float freq = 1.0f / powf(10000.0f, (float)head_dim / (float)hs);
+            float val = (float)pos[r] * freq, fcr = cosf(val), fci = sinf(val);
+            for (int v = 0; v < (i < KV ? 2 : 1); v++) {
+                float *vec = v == 0 ? q + r * D : k + r * KV;
+                float v0 = vec[i], v1 = vec[i + 1];
+                vec[i] = v0 * fcr - v1 * fci;
+                vec[i + 1] = v0 * fci + v1 * fcr;
+            }
+        }
+    }
+}
+
+/* Causal grouped-query attention within each sequence; att (N, D). */
+static void attention(data_llama_run *r, const size_t *off, size_t n_seq) {
+    const data_llama_config *c = &r->m->c;
+    size_t D = (size_t)c->dim, KV = (size_t)c->kv_dim, hs = (size_t)c->head_size;
+    size_t n_heads = (size_t)c->n_heads, group = (size_t)(c->n_heads / c->n_kv_heads);
+    size_t N = off[n_seq];
+    float scale = 1.0f / sqrtf((float)hs);
+    /* (row, head) pairs in parallel; each reads its sequence's keys and values */
+#pragma omp parallel for schedule(dynamic, 16)
+    for (size_t t = 0; t < N * n_heads; t++) {
+        size_t row = t / n_heads, h = t % n_heads;
+        size_t s = 0;
+        while (off[s + 1] <= row) s++; /* sequences are few: a scan is fine */
+        size_t start = off[s];
+        int tid = omp_get_thread_num();
+        SAE_ASSERT(tid < r->n_threads); /* set threads before data_llama_run_init */
+        float *sc = r->scores + (size_t)tid * r->scores_per_thread;
+        const float *qh = r->q + row * D + h * hs;
+        size_t kvh = (h / group) * hs;
+        float mx = -INFINITY;
+        for (size_t j = start; j <= row; j++) {
+            const float *kj = r->k + j * KV + kvh;
+            float a = 0.0f;
+            for (size_t i = 0; i < hs; i++) a += qh[i] * kj[i];
+            a *= scale;
+            sc[j - start] = a;
+            if (a > mx) mx = a;
+        }
+        float sum = 0.0f;
+        for (size_t j = start; j <= row; j++) {
+            sc[j - start] = expf(sc[j - start] - mx);
+            sum += sc[j - start];
+        }
+        float *o = r->att + row * D + h * hs;
+        memset(o, 0, hs * sizeof(float));
+        for (size_t j = start; j <= row; j++) {
+            const float *vj = r->v + j * KV + kvh;
+            float a = sc[j - start] / sum;
+            for (size_t i = 0; i < hs; i++) o[i] += a * vj[i];
+        }
+    }
+}
+
+void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
+                        int last_layer, data_llama_hook hook, void *user, float *logits) {
+    const data_llama *m = r->m;
+    const data_llama_config *c = &m->c;
+    size_t N = off[n_seq], D = (size_t)c->dim, KV = (size_t)c->kv_dim, H = (size_t)c->hidden_dim;
+    SAE_ASSERT(N <= r->cap);
+    for (size_t s = 0; s < n_seq; s++)
+        for (size_t i = off[s]; i < off[s + 1]; i++) r->pos[i] = (int)(i - off[s]);
+    for (size_t i = 0; i < N; i++) memcpy(r->x + i * D, m->token_embedding + (size_t)tokens[i] * D, D * 4);
+    int layers = logits || last_layer < 0 || last_layer >= c->n_layers ? c->n_layers : last_layer + 1;
+    for (int l = 0; l < layers; l++) {
+        size_t L = (size_t)l;
+        if (hook) hook(l, DATA_SITE_RESID_PRE, r->x, N, user);
+        rmsnorm_rows(r->xb, r->x, m->rms_att + L * D, N, D);
+        /* projections: (N, D) @ W^T with W stored [out][in] */
+        sae_gemm(0, 1, N, D, D, 1.0f, r->xb, D, m->wq + L * D * D, D, 0.0f, r->q, D);
+        sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wk + L * KV * D, D, 0.0f, r->k, KV);
+        sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wv + L * KV * D, D, 0.0f, r->v, KV);
+        rope_rows(r->q, r->k, r->pos, N, c);
+        attention(r, off, n_seq);
+        sae_gemm(0, 1, N, D, D, 1.0f, r->att, D, m->wo + L * D * D, D, 0.0f, r->proj, D);
+        if (hook) hook(l, DATA_SITE_ATTN_OUT, r->proj, N, user);
+        for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
+        rmsnorm_rows(r->xb, r->x, m->rms_ffn + L * D, N, D);
+        sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w1 + L * H * D, D, 0.0f, r->h1, H);
+        sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w3 + L * H * D, D, 0.0f, r->h3, H);
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < N * H; i++) {
+            float a = r->h1[i];
+            r->h1[i] = a / (1.0f + expf(-a)) * r->h3[i]; /* silu(w1 x) * w3 x */
+        }
+        sae_gemm(0, 1, N, D, H, 1.0f, r->h1, H, m->w2 + L * D * H, H, 0.0f, r->proj, D);
+        if (hook) hook(l, DATA_SITE_MLP_OUT, r->proj, N, user);
+        for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
+        if (hook) hook(l, DATA_SITE_RESID_POST, r->x, N, user);
+    }
+    if (logits) {
+        rmsnorm_rows(r->xb, r->x, m->rms_final, N, D);
+        sae_gemm(0, 1, N, (size_t)c->vocab_size, D, 1.0f, r->xb, D, m->wcls, D, 0.0f, logits,
+                 (size_t)c->vocab_size);
+    }
+}

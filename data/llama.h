@@ -1,0 +1,86 @@
+/* data/llama.h: Llama-architecture models in the llama2.c checkpoint format,
+ * run as a batched prefill to read their activations.
+ *
+ * File: 7 x int32 header (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+ * vocab_size, seq_len; vocab_size < 0 means the classifier is a separate
+ * matrix at the end), then float32 weights in PyTorch Linear [out][in] layout:
+ * token_embedding [V,dim], rms_att [L,dim], wq [L,dim,dim], wk [L,kv,dim],
+ * wv [L,kv,dim], wo [L,dim,dim], rms_ffn [L,dim], w1 [L,hid,dim],
+ * w2 [L,dim,hid], w3 [L,hid,dim], rms_final [dim], freq_cis_real and _imag
+ * [seq_len, head_size/2] (unused: RoPE is recomputed, as run.c does), and
+ * wcls [V,dim] when not shared. The file size must match the header exactly.
+ *
+ * Architecture (as llama2.c's run.c): pre-norm RMSNorm (eps 1e-5), RoPE on
+ * adjacent pairs with theta 10000, grouped-query causal attention, SwiGLU
+ * w2(silu(w1 x) * w3 x), final RMSNorm, classifier.
+ *
+ * The forward runs several sequences at once: the projections are one sgemm
+ * over all their tokens, attention stays within each sequence, and a hook
+ * sees every site of every layer. Weights are mmapped read-only.
+ *
+ *     data_llama *m; data_llama_load(&m, "model.bin", &err);
+ *     data_llama_run *r; data_llama_run_init(&r, m, 4096, &err);
+ *     size_t off[2] = {0, n};
+ *     data_llama_forward(r, ids, off, 1, -1, hook, user, logits);
+ */
+#ifndef SAE_DATA_LLAMA_H
+#define SAE_DATA_LLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct data_llama_config {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int shared_classifier;
+    int head_size, kv_dim;
+} data_llama_config;
+
+typedef struct data_llama {
+    char path[4096];
+    data_llama_config c;
+    const float *token_embedding; /* (V, dim) */
+    const float *rms_att;         /* (L, dim) */
+    const float *wq;              /* (L, dim, dim) */
+    const float *wk, *wv;         /* (L, kv_dim, dim) */
+    const float *wo;              /* (L, dim, dim) */
+    const float *rms_ffn;         /* (L, dim) */
+    const float *w1, *w3;         /* (L, hidden, dim) */
+    const float *w2;              /* (L, dim, hidden) */
+    const float *rms_final;       /* (dim) */
+    const float *wcls;            /* (V, dim) */
+    void *map;
+    size_t map_bytes;
+} data_llama;
+
+typedef enum data_site {
+    DATA_SITE_RESID_PRE = 0,  /* residual stream entering block L */
+    DATA_SITE_ATTN_OUT = 1,   /* attention output of block L (after wo) */
+    DATA_SITE_MLP_OUT = 2,    /* feed-forward output of block L (after w2) */
+    DATA_SITE_RESID_POST = 3, /* residual stream leaving block L */
+} data_site;
+#define DATA_N_SITES 4
+const char *data_site_name(data_site s);
+int data_site_parse(const char *s, data_site *out);
+
+int data_llama_load(data_llama **out, const char *path, sae_error *err);
+void data_llama_free(data_llama *m);
+
+/* Scratch for up to max_rows tokens per forward. */
+typedef struct data_llama_run data_llama_run;
+int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_rows,
+                        sae_error *err);
+void data_llama_run_free(data_llama_run *r);
+
+/* Called with the activations x (rows, dim) at each site of each layer. */
+typedef void (*data_llama_hook)(int layer, data_site site, const float *x, size_t rows,
+                                void *user);
+
+/* Runs n_seq sequences, sequence s being tokens[off[s] .. off[s+1]) at
+ * positions 0, 1, ... Stops after block last_layer unless logits (rows, V) is
+ * wanted (last_layer < 0 also runs every block). */
+void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
+                        int last_layer, data_llama_hook hook, void *user, float *logits);
+
+#endif
