@@ -66,6 +66,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

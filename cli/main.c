@@ -18,6 +18,7 @@ static const command COMMANDS[] = {
     {"train", cmd_train, "train a sparse autoencoder on an activation file"},
     {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
     {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
+    {"capture", cmd_capture, "run a llama2.c model over a corpus, write its activations"},
     {"generate", cmd_generate, "continue a prompt with a llama2.c model (check it loads)"},
     {"tokenize", cmd_tokenize, "print the ids and pieces llama2.c's tokenizer gives a text"},
 };

@@ -459,6 +459,41 @@ int data_actwriter_set_truth(data_actwriter *w, const float *features, size_t f,
     return rc;
 }
 
+int data_actwriter_put_f32(data_actwriter *w, const char *name, const float *data, size_t rows,
+                           size_t cols, sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    hsize_t dims[2] = {rows, cols};
+    data_h5_lock();
+    int rc = data_h5_write_f32(w->h5, name, data, cols ? 2 : 1, dims, 0, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
+int data_actwriter_put_i64(data_actwriter *w, const char *name, const int64_t *data, size_t n,
+                           sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    data_h5_lock();
+    int rc = data_h5_write_i64(w->h5, name, data, n, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
+int data_actwriter_set_attr_str(data_actwriter *w, const char *name, const char *value) {
+    data_h5_lock();
+    int rc = data_h5_set_attr_str(w->h5, name, value);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actwriter_set_attr_i64(data_actwriter *w, const char *name, int64_t value) {
+    data_h5_lock();
+    int rc = data_h5_set_attr_i64(w->h5, name, value);
+    data_h5_unlock();
+    return rc;
+}
+
 int data_actwriter_finish(data_actwriter *w, sae_error *err) {
     if (w->failed) {
         sae_error_set(err, SAE_ERR_IO, w->path, "output not written after an earlier error");

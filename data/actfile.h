@@ -99,6 +99,13 @@ int data_actwriter_set_docs(data_actwriter *w, const int64_t *offsets, size_t n_
 int data_actwriter_set_vocab(data_actwriter *w, const char *const *vocab, size_t v,
                              sae_error *err);
 int data_actwriter_set_truth(data_actwriter *w, const float *features, size_t f, sae_error *err);
+/* Any other dataset (e.g. /unembed, /final_norm, /doc_source): cols = 0 for 1-D. */
+int data_actwriter_put_f32(data_actwriter *w, const char *name, const float *data, size_t rows,
+                           size_t cols, sae_error *err);
+int data_actwriter_put_i64(data_actwriter *w, const char *name, const int64_t *data, size_t n,
+                           sae_error *err);
+int data_actwriter_set_attr_str(data_actwriter *w, const char *name, const char *value);
+int data_actwriter_set_attr_i64(data_actwriter *w, const char *name, int64_t value);
 /* Closes and renames into place. On any earlier failure, or if this fails, the
  * temporary file is removed and nothing appears at path. Frees w. */
 int data_actwriter_finish(data_actwriter *w, sae_error *err);

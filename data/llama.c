@@ -205,6 +205,7 @@ static void attention(data_llama_run *r, const size_t *off, size_t n_seq) {
         for (size_t j = start; j <= row; j++) {
             const float *kj = r->k + j * KV + kvh;
             float a = 0.0f;
+#pragma omp simd reduction(+ : a)
             for (size_t i = 0; i < hs; i++) a += qh[i] * kj[i];
             a *= scale;
             sc[j - start] = a;

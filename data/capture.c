@@ -1,0 +1,330 @@
+/* data/capture.c: corpus reading, windowing, batched prefill, streaming
+ * writes (see capture.h). */
+#include "data/capture.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/mem.h"
+#include "data/actfile.h"
+
+/* --- corpus: one document at a time ---------------------------------------- */
+typedef struct corpus {
+    const char *path;
+    FILE *f;
+    int jsonl;
+    char *line;
+    size_t line_cap, line_no;
+    uint64_t bytes;
+    char *text; /* the current document (plain text accumulates lines here) */
+    size_t text_len, text_cap;
+    char *label;
+    size_t doc_line; /* line where the current document starts */
+} corpus;
+
+static int corpus_open(corpus *c, const char *path, sae_error *err) {
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    struct stat st;
+    if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
+    c->f = fopen(path, "rb");
+    if (!c->f) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    int ch;
+    while ((ch = fgetc(c->f)) != EOF && isspace(ch)) {}
+    c->jsonl = ch == '{';
+    rewind(c->f);
+    return SAE_OK;
+}
+
+static void corpus_close(corpus *c) {
+    if (c->f) fclose(c->f);
+    free(c->line), free(c->text), free(c->label);
+}
+
+static int append_text(corpus *c, const char *s, size_t n) {
+    if (c->text_len + n + 1 > c->text_cap) {
+        size_t cap = (c->text_len + n + 1) * 2;
+        char *t = realloc(c->text, cap);
+        if (!t) return -1;
+        c->text = t;
+        c->text_cap = cap;
+    }
+    memcpy(c->text + c->text_len, s, n);
+    c->text_len += n;
+    c->text[c->text_len] = 0;
+    return 0;
+}
+
+static int blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+/* 1: a document in c->text / c->label; 0: end of corpus; < 0: error */
+static int corpus_next(corpus *c, sae_error *err) {
+    c->text_len = 0;
+    if (c->text) c->text[0] = 0;
+    free(c->label);
+    c->label = NULL;
+    ssize_t n;
+    while ((n = getline(&c->line, &c->line_cap, c->f)) >= 0) {
+        c->line_no++;
+        c->bytes += (uint64_t)n;
+        size_t len = (size_t)n;
+        while (len && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r')) len--;
+        if (c->jsonl) {
+            if (blank(c->line, len)) continue;
+            c->doc_line = c->line_no;
+            cJSON *j = cJSON_ParseWithLength(c->line, len);
+            cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
+            cJSON *label = j ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
+            int ok = cJSON_IsObject(j) && cJSON_IsString(text) && (!label || cJSON_IsString(label));
+            int rc = ok ? SAE_OK : -1;
+            if (ok && append_text(c, text->valuestring, strlen(text->valuestring)) < 0) rc = -2;
+            if (ok && label && !(c->label = strdup(label->valuestring))) rc = -2;
+            cJSON_Delete(j);
+            if (rc == -1)
+                return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                                     "line %zu: not a JSON object with a \"text\" string "
+                                     "(and an optional \"label\" string)", c->line_no);
+            if (rc == -2) return sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
+            return 1;
+        }
+        if (blank(c->line, len)) {
+            if (c->text_len) return 1; /* a blank line ends the document */
+            continue;
+        }
+        if (c->text_len == 0) c->doc_line = c->line_no;
+        if ((c->text_len && append_text(c, "\n", 1) < 0) || append_text(c, c->line, len) < 0)
+            return sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
+    }
+    if (ferror(c->f)) return sae_error_set(err, SAE_ERR_IO, c->path, "read error: %s", strerror(errno));
+    return c->text_len ? 1 : 0;
+}
+
+/* --- windows and batches ------------------------------------------------------- */
+typedef struct {
+    int layer;
+    data_site site;
+    float *dst; /* (rows, dim) */
+    size_t dim;
+} site_copy;
+
+static void copy_hook(int layer, data_site site, const float *x, size_t rows, void *user) {
+    site_copy *s = user;
+    if (layer == s->layer && site == s->site) memcpy(s->dst, x, rows * s->dim * sizeof(float));
+}
+
+typedef struct {
+    int32_t *tokens; /* (cap) window tokens, BOS first */
+    size_t *off;     /* (max_windows + 1) */
+    size_t n_rows, n_win, cap, max_win;
+    float *acts;     /* (cap, dim) */
+    float *rows_out; /* (cap, dim) written rows */
+    int32_t *tok_out;
+} batch;
+
+typedef struct {
+    int64_t *off;     /* window row offsets in the output */
+    char **labels;
+    int64_t *source;
+    size_t n, cap;
+    int any_label;
+} window_index;
+
+static int index_add(window_index *w, int64_t end, const char *label, int64_t source) {
+    if (w->n + 2 > w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 1024;
+        int64_t *o = realloc(w->off, cap * sizeof *o);
+        if (o) w->off = o;
+        char **l = o ? realloc(w->labels, cap * sizeof *l) : NULL;
+        if (l) w->labels = l;
+        int64_t *s = l ? realloc(w->source, cap * sizeof *s) : NULL;
+        if (s) w->source = s;
+        if (!s) return -1;
+        w->cap = cap;
+    }
+    if (w->n == 0) w->off[0] = 0;
+    w->labels[w->n] = strdup(label ? label : "");
+    if (!w->labels[w->n]) return -1;
+    w->any_label |= label != NULL;
+    w->source[w->n] = source;
+    w->off[++w->n] = end;
+    return 0;
+}
+
+static void index_free(window_index *w) {
+    for (size_t i = 0; i < w->n; i++) free(w->labels[i]);
+    free(w->off), free(w->labels), free(w->source);
+}
+
+typedef struct {
+    const data_llama *m;
+    data_llama_run *run;
+    const data_capture_params *p;
+    data_actwriter *w;
+    window_index idx;
+    batch b;
+    uint64_t rows_written;
+} capture_ctx;
+
+/* Runs the pending windows and appends their rows (minus BOS unless kept). */
+static int flush(capture_ctx *c, const char *label_of_pending[], const int64_t *source_of_pending,
+                 sae_error *err) {
+    batch *b = &c->b;
+    if (b->n_win == 0) return SAE_OK;
+    size_t D = (size_t)c->m->c.dim, n = 0;
+    site_copy sc = {c->p->layer, c->p->site, b->acts, D};
+    data_llama_forward(c->run, b->tokens, b->off, b->n_win, c->p->layer, copy_hook, &sc, NULL);
+    for (size_t s = 0; s < b->n_win; s++) {
+        for (size_t i = b->off[s] + (c->p->keep_bos ? 0 : 1); i < b->off[s + 1]; i++) {
+            memcpy(b->rows_out + n * D, b->acts + i * D, D * sizeof(float));
+            b->tok_out[n++] = b->tokens[i];
+        }
+        if (index_add(&c->idx, (int64_t)(c->rows_written + n), label_of_pending[s],
+                      source_of_pending[s]) < 0)
+            return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    }
+    int rc = data_actwriter_append(c->w, b->rows_out, b->tok_out, n, err);
+    c->rows_written += n;
+    b->n_rows = b->n_win = 0;
+    return rc;
+}
+
+static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *tokenizer_path,
+                      size_t seq_len, sae_error *err) {
+    size_t V = data_tokenizer_vocab_size(t), D = (size_t)c->m->c.dim;
+    char **vocab = calloc(V, sizeof *vocab);
+    int rc = vocab ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == SAE_OK && i < V; i++) {
+        char buf[512];
+        data_tokenizer_display(t, (int32_t)i, buf, sizeof buf);
+        if (!(vocab[i] = strdup(buf))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    }
+    if (rc == SAE_OK)
+        rc = data_actwriter_set_docs(c->w, c->idx.off, c->idx.n,
+                                     c->idx.any_label ? (const char *const *)c->idx.labels : NULL, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_i64(c->w, "doc_source", c->idx.source, c->idx.n, err);
+    if (rc == SAE_OK) rc = data_actwriter_set_vocab(c->w, (const char *const *)vocab, V, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "unembed", c->m->wcls, V, D, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "final_norm", c->m->rms_final, D, 0, err);
+    if (rc == SAE_OK) {
+        data_actwriter_set_attr_str(c->w, "tokenizer", tokenizer_path);
+        data_actwriter_set_attr_i64(c->w, "seq_len", (int64_t)seq_len);
+        data_actwriter_set_attr_i64(c->w, "keep_bos", c->p->keep_bos);
+    }
+    for (size_t i = 0; vocab && i < V; i++) free(vocab[i]);
+    free(vocab);
+    return rc;
+}
+
+int data_capture_run(const data_llama *m, const char *model_path, const data_tokenizer *t,
+                     const char *tokenizer_path, const data_capture_params *p, data_capture_cb cb,
+                     void *user, sae_error *err) {
+    const data_llama_config *mc = &m->c;
+    if (p->layer < 0 || p->layer >= mc->n_layers)
+        return sae_error_set(err, SAE_ERR_ARG, "--layer", "layer %d is out of range: the model has %d "
+                             "blocks (0..%d)", p->layer, mc->n_layers, mc->n_layers - 1);
+    size_t seq_len = p->seq_len ? p->seq_len : (size_t)mc->seq_len;
+    if (seq_len < 2 || seq_len > (size_t)mc->seq_len)
+        return sae_error_set(err, SAE_ERR_ARG, "--seq-len", "must be in 2..%d (the model's seq_len)",
+                             mc->seq_len);
+    size_t batch_rows = p->batch_rows < seq_len ? seq_len : p->batch_rows;
+    size_t max_win = batch_rows / seq_len, cap = max_win * seq_len, D = (size_t)mc->dim;
+
+    corpus cp;
+    int rc = corpus_open(&cp, p->corpus_path, err);
+    if (rc < 0) return rc;
+    struct stat st;
+    uint64_t total_bytes = stat(p->corpus_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    capture_ctx c = {.m = m, .p = p};
+    batch *b = &c.b;
+    b->cap = cap;
+    b->max_win = max_win;
+    b->tokens = malloc(cap * sizeof *b->tokens);
+    b->off = malloc((max_win + 1) * sizeof *b->off);
+    b->acts = sae_alloc(cap * D * sizeof(float));
+    b->rows_out = sae_alloc(cap * D * sizeof(float));
+    b->tok_out = malloc(cap * sizeof *b->tok_out);
+    const char **pending_label = calloc(max_win, sizeof *pending_label);
+    int64_t *pending_source = calloc(max_win, sizeof *pending_source);
+    char **doc_labels = calloc(max_win, sizeof *doc_labels); /* owned copies for pending windows */
+    if (!b->tokens || !b->off || !b->acts || !b->rows_out || !b->tok_out || !pending_label ||
+        !pending_source || !doc_labels)
+        rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    if (rc == SAE_OK) rc = data_llama_run_init(&c.run, m, cap, err);
+    if (rc == SAE_OK) {
+        /* "jaen-6m/model.bin": the file name alone is often just "model.bin" */
+        const char *name = model_path + strlen(model_path);
+        int slashes = 0;
+        while (name > model_path && !(name[-1] == '/' && ++slashes == 2)) name--;
+        data_actwriter_opts o = {.d = D, .float16 = p->float16, .model = name,
+                                 .hook = data_site_name(p->site), .layer = p->layer};
+        rc = data_actwriter_open(&c.w, p->out_path, &o, err);
+    }
+    data_capture_progress pr = {.bytes_total = total_bytes};
+    int32_t *ids = NULL;
+    while (rc == SAE_OK) {
+        int got = corpus_next(&cp, err);
+        if (got < 0) rc = got;
+        if (got <= 0) break;
+        size_t bad;
+        if (data_utf8_check(cp.text, cp.text_len, &bad) != 0) {
+            rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path,
+                               "document %llu (line %zu) is not valid UTF-8 at byte %zu of its text",
+                               (unsigned long long)pr.docs + 1, cp.doc_line, bad);
+            break;
+        }
+        size_t n;
+        free(ids);
+        ids = NULL;
+        if ((rc = data_tokenizer_encode(t, cp.text, cp.text_len, 0, &ids, &n, err)) < 0) break;
+        int64_t doc = (int64_t)pr.docs++;
+        size_t W = seq_len - 1;
+        for (size_t w0 = 0; w0 < n && rc == SAE_OK; w0 += W) {
+            size_t len = n - w0 < W ? n - w0 : W;
+            if (b->n_win == max_win) {
+                rc = flush(&c, pending_label, pending_source, err);
+                for (size_t i = 0; i < max_win; i++) free(doc_labels[i]), doc_labels[i] = NULL;
+                if (rc < 0) break;
+                pr.bytes_done = cp.bytes;
+                if (cb) cb(&pr, user);
+            }
+            b->off[b->n_win] = b->n_rows;
+            b->tokens[b->n_rows++] = DATA_TOKEN_BOS;
+            memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
+            b->n_rows += len;
+            doc_labels[b->n_win] = cp.label ? strdup(cp.label) : NULL;
+            pending_label[b->n_win] = doc_labels[b->n_win];
+            pending_source[b->n_win] = doc;
+            b->off[++b->n_win] = b->n_rows;
+            pr.windows++;
+            pr.tokens += len + (p->keep_bos ? 1 : 0);
+        }
+    }
+    if (rc == SAE_OK) rc = flush(&c, pending_label, pending_source, err);
+    pr.bytes_done = cp.bytes;
+    pr.finished = 1;
+    if (rc == SAE_OK && cb) cb(&pr, user);
+    if (rc == SAE_OK && c.rows_written == 0)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
+    if (rc == SAE_OK) rc = write_meta(&c, t, tokenizer_path, seq_len, err);
+    if (c.w) {
+        if (rc == SAE_OK) rc = data_actwriter_finish(c.w, err);
+        else data_actwriter_abort(c.w);
+    }
+    for (size_t i = 0; doc_labels && i < max_win; i++) free(doc_labels[i]);
+    free(doc_labels), free(pending_label), free(pending_source), free(ids);
+    free(b->tokens), free(b->off), sae_free(b->acts), sae_free(b->rows_out), free(b->tok_out);
+    data_llama_run_free(c.run);
+    index_free(&c.idx);
+    corpus_close(&cp);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* data/capture.h: text in, activation file out. Runs a llama2.c model over a
+ * corpus and writes one site of one layer as a schema-v1 activation file.
+ *
+ * Corpus: JSON Lines ({"text": ..., "label": ...}, label optional; detected by
+ * a first non-blank byte '{') or plain text, documents separated by blank
+ * lines. Each document is encoded once (llama2.c encode: dummy-prefix space,
+ * pieces by merge score, byte fallback) and cut into windows of seq_len - 1
+ * tokens; every window starts with BOS and runs as its own sequence. The BOS
+ * position is run but not written unless keep_bos.
+ *
+ * Output, beyond the schema-v1 datasets: each window is a document in
+ * /doc_offsets and /doc_labels (its source document's label); /doc_source
+ * int64 [D] gives the corpus document (0-based) each window came from.
+ * Attributes: model (its file name with its folder), layer, hook (the site),
+ * tokenizer, seq_len, keep_bos.
+ * Activations are written batch by batch: memory does not grow with the corpus.
+ */
+#ifndef SAE_DATA_CAPTURE_H
+#define SAE_DATA_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "data/llama.h"
+#include "data/tokenizer.h"
+
+typedef struct data_capture_params {
+    const char *corpus_path, *out_path;
+    int layer;          /* block index, from 0 */
+    data_site site;
+    size_t seq_len;     /* tokens per window including BOS; 0 = the model's seq_len */
+    int float16;
+    int keep_bos;
+    size_t batch_rows;  /* tokens per forward pass */
+} data_capture_params;
+
+typedef struct data_capture_progress {
+    uint64_t docs, windows, tokens, bytes_done, bytes_total;
+    int finished; /* the last report */
+} data_capture_progress;
+
+typedef void (*data_capture_cb)(const data_capture_progress *p, void *user);
+
+int data_capture_run(const data_llama *m, const char *model_path, const data_tokenizer *t,
+                     const char *tokenizer_path, const data_capture_params *p, data_capture_cb cb,
+                     void *user, sae_error *err);
+
+#endif
