@@ -310,11 +310,11 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         }
     }
     if (rc == SAE_OK) rc = flush(&c, pending_label, pending_source, err);
+    if (rc == SAE_OK && c.rows_written == 0)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
     pr.bytes_done = cp.bytes;
     pr.finished = 1;
     if (rc == SAE_OK && cb) cb(&pr, user);
-    if (rc == SAE_OK && c.rows_written == 0)
-        rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
     if (rc == SAE_OK) rc = write_meta(&c, t, tokenizer_path, seq_len, err);
     if (c.w) {
         if (rc == SAE_OK) rc = data_actwriter_finish(c.w, err);

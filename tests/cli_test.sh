@@ -93,6 +93,29 @@ no_file "$T/full.h5"
 if [ $st = 1 ] && grep -q "^sae: error: .*o2.h5" "$T/err"; then ok; else bad "full disk at checkpoint: exit $st: $(cat "$T/err")"; fi
 no_file "$T/o2.h5"
 
+# --- capture from a llama2.c model (a tiny random one: no shared files needed) ---
+M=(--model "$T/tiny.bin" --tokenizer "$T/tiny_tok.bin")
+rm -f "$T/o.h5" # the full-disk section trained one
+"$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --layer 1 --out "$T/cap.h5" 2>"$T/err" && ok || bad "capture: $(cat "$T/err")"
+"$SAE" info "$T/cap.h5" | grep -q "documents    5 (labelled)" && ok || bad "capture windows/labels: $("$SAE" info "$T/cap.h5")"
+"$SAE" capture "${M[@]}" --corpus "$T/good.txt" --layer 0 --site mlp_out --dtype f16 --out "$T/cap2.h5" 2>/dev/null &&
+    "$SAE" info "$T/cap2.h5" | grep -q "float16" && ok || bad "capture of plain text"
+"$SAE" train --data "$T/cap.h5" --out "$T/cap_sae.h5" --latents 32 --k 4 --batch 16 >/dev/null 2>&1 && ok || bad "train on captured"
+"$SAE" tokenize --tokenizer "$T/tiny_tok.bin" "the cat" | grep -q "^   289   the$" && ok || bad "tokenize: $("$SAE" tokenize --tokenizer "$T/tiny_tok.bin" "the cat")"
+"$SAE" generate "${M[@]}" --prompt "the" --steps 8 >/dev/null 2>&1 && ok || bad "generate"
+expect 1 "header describes" -- "$SAE" capture --model "$T/tiny_trunc.bin" --tokenizer "$T/tiny_tok.bin" --corpus "$T/good.jsonl" --layer 0 --out "$T/o.h5"
+expect 1 "has 290 pieces but the model's vocabulary has 300" -- "$SAE" capture --model "$T/tiny.bin" --tokenizer "$T/tiny_tok290.bin" --corpus "$T/good.jsonl" --layer 0 --out "$T/o.h5"
+expect 1 "llama2.c model" -- "$SAE" capture --model "$T/text.h5" --tokenizer "$T/tiny_tok.bin" --corpus "$T/good.jsonl" --layer 0 --out "$T/o.h5"
+expect 1 "not a llama2.c tokenizer" -- "$SAE" capture "${M[@]/tiny_tok.bin/text.h5}" --corpus "$T/good.jsonl" --layer 0 --out "$T/o.h5"
+expect 2 "layer 2 is out of range: the model has 2 blocks (0..1)" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --layer 2 --out "$T/o.h5"
+expect 2 "--seq-len" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --layer 0 --seq-len 64 --out "$T/o.h5"
+expect 1 "document 2 (line 3) is not valid UTF-8" -- "$SAE" capture "${M[@]}" --corpus "$T/bad_utf8.txt" --layer 0 --out "$T/o.h5"
+expect 1 "empty corpus" -- "$SAE" capture "${M[@]}" --corpus "$T/empty.txt" --layer 0 --out "$T/o.h5"
+expect 1 "line 2: not a JSON object" -- "$SAE" capture "${M[@]}" --corpus "$T/bad.jsonl" --layer 0 --out "$T/o.h5"
+expect 1 "No such file" -- "$SAE" capture "${M[@]}" --corpus "$T/none.txt" --layer 0 --out "$T/o.h5"
+expect 2 "required" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --out "$T/o.h5"
+no_file "$T/o.h5"
+
 # --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run -----
 "$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
 args=(--data "$T/k.h5" --latents 512 --k 8 --batch 256 --tokens 600000 --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)

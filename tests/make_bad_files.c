@@ -18,5 +18,6 @@ int main(int argc, char **argv) {
         tu_write_acts(tu_path(argv[1], "good8.h5"), 4096, 8, 100, 256, 0, 512, NULL, 0) ||
         tu_write_acts(tu_path(argv[1], "nan.h5"), 8192, 16, 100, 256, 0, 512, nan_rows, 3))
         return 1;
+    if (tu_write_tiny_llama(argv[1])) return 1;
     return 0;
 }

@@ -174,3 +174,75 @@ size_t tu_write_bad_files(const char *dir, const char ***names_out, const char *
     *phrases_out = phrases;
     return n;
 }
+
+/* --- a tiny random llama2.c model and tokenizer, for tests that must not
+ * depend on ../shared ----------------------------------------------------------- */
+static int write_tokenizer(const char *path, size_t n_pieces) {
+    static const char *extra[] = {" ", " t", "th", "he", " the", "in", "an", "er", "on", " a",
+                                  "re", "at", "en", "nd", "ed"};
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int32_t max_len = 8;
+    fwrite(&max_len, 4, 1, f);
+    for (size_t i = 0; i < n_pieces; i++) {
+        char piece[16];
+        float score = 0.0f;
+        if (i == 0) snprintf(piece, sizeof piece, "<unk>");
+        else if (i == 1) snprintf(piece, sizeof piece, "\n<s>\n");
+        else if (i == 2) snprintf(piece, sizeof piece, "\n</s>\n");
+        else if (i < 259) snprintf(piece, sizeof piece, "<0x%02X>", (unsigned)(i - 3));
+        else if (i < 259 + 26) snprintf(piece, sizeof piece, "%c", (char)('a' + (i - 259))), score = -1.0f;
+        else snprintf(piece, sizeof piece, "%s", extra[(i - 285) % 15]), score = -(float)(i - 285) * 0.1f;
+        int32_t len = (int32_t)strlen(piece);
+        fwrite(&score, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(piece, 1, (size_t)len, f);
+    }
+    return fclose(f);
+}
+
+int tu_write_tiny_llama(const char *dir) {
+    int32_t h[7] = {16, 32, 2, 4, 2, 300, 32}; /* dim, hidden, layers, heads, kv heads, vocab, seq */
+    size_t D = 16, H = 32, L = 2, V = 300, S = 32, KV = 8, hs = 4;
+    size_t floats = V * D + L * D + L * D * D + 2 * L * KV * D + L * D * D + L * D + 3 * L * H * D + D + S * hs;
+    float *w = malloc(floats * sizeof *w);
+    uint32_t x = 7;
+    for (size_t i = 0; i < floats; i++) {
+        x = x * 1664525u + 1013904223u;
+        w[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.5f;
+    }
+    const char *model = tu_path(dir, "tiny.bin");
+    FILE *f = fopen(model, "wb");
+    if (!f) return -1;
+    fwrite(h, 4, 7, f);
+    fwrite(w, 4, floats, f);
+    fclose(f);
+    /* the same, cut short */
+    f = fopen(tu_path(dir, "tiny_trunc.bin"), "wb");
+    fwrite(h, 4, 7, f);
+    fwrite(w, 4, floats - 25, f);
+    fclose(f);
+    free(w);
+    if (write_tokenizer(tu_path(dir, "tiny_tok.bin"), 300) || write_tokenizer(tu_path(dir, "tiny_tok290.bin"), 290))
+        return -1;
+    /* corpora */
+    f = fopen(tu_path(dir, "good.jsonl"), "w");
+    fputs("{\"text\": \"the cat sat on the mat\", \"label\": \"en\"}\n\n"
+          "{\"text\": \"みかん and きりん\", \"label\": \"ja\"}\n"
+          "{\"text\": \"another document without a label, long enough to need two windows of "
+          "thirty-two tokens each: the end\"}\n", f);
+    fclose(f);
+    f = fopen(tu_path(dir, "good.txt"), "w");
+    fputs("first document\nstill the first\n\n\nsecond document\n", f);
+    fclose(f);
+    f = fopen(tu_path(dir, "bad_utf8.txt"), "w");
+    fputs("fine text\n\nbroken \xff\xfe text\n", f);
+    fclose(f);
+    f = fopen(tu_path(dir, "empty.txt"), "w");
+    fputs("\n\n   \n", f);
+    fclose(f);
+    f = fopen(tu_path(dir, "bad.jsonl"), "w");
+    fputs("{\"text\": \"ok\"}\n{\"text\": 5}\n", f);
+    fclose(f);
+    return 0;
+}

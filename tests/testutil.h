@@ -21,4 +21,9 @@ int tu_write_acts(const char *path, size_t n, size_t d, size_t v, size_t doc_len
  * fills names (static strings) and the phrase the error must contain. */
 size_t tu_write_bad_files(const char *dir, const char ***names, const char ***phrases);
 
+/* <dir>/tiny.bin (dim 16, 2 layers, GQA 4/2 heads, vocab 300, seq 32) with
+ * tiny_tok.bin; tiny_trunc.bin (cut short), tiny_tok290.bin (wrong vocab);
+ * corpora good.jsonl, good.txt, bad_utf8.txt, empty.txt, bad.jsonl. */
+int tu_write_tiny_llama(const char *dir);
+
 #endif
