@@ -111,9 +111,9 @@ struct data_llama_run {
     float *att;   /* (cap, dim) attention output before wo */
     float *proj;  /* (cap, dim) attn_out / mlp_out */
     float *h1, *h3; /* (cap, hidden) */
-    float *scores;  /* (threads, seq_len_max) */
-    size_t scores_per_thread;
-    int n_threads;  /* rows of scores */
+    float *scores;  /* (threads, side, side) attention probabilities, one head per thread */
+    size_t scores_side; /* the longest sequence: the model's seq_len */
+    int n_threads;
     int *pos;       /* (cap) position of each row within its sequence */
 };
 
@@ -132,15 +132,14 @@ int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_ro
     size_t D = (size_t)m->c.dim, KV = (size_t)m->c.kv_dim, H = (size_t)m->c.hidden_dim;
     r->m = m;
     r->cap = max_rows;
-    r->scores_per_thread = max_rows;
-    int threads = sae_get_threads();
-    r->n_threads = threads;
+    r->scores_side = (size_t)m->c.seq_len;
+    r->n_threads = sae_get_threads(); /* set threads before this call */
     r->x = sae_alloc(max_rows * D * 4), r->xb = sae_alloc(max_rows * D * 4);
     r->q = sae_alloc(max_rows * D * 4), r->k = sae_alloc(max_rows * KV * 4);
     r->v = sae_alloc(max_rows * KV * 4), r->att = sae_alloc(max_rows * D * 4);
     r->proj = sae_alloc(max_rows * D * 4), r->h1 = sae_alloc(max_rows * H * 4);
     r->h3 = sae_alloc(max_rows * H * 4);
-    r->scores = sae_alloc((size_t)threads * max_rows * 4);
+    r->scores = sae_alloc((size_t)r->n_threads * r->scores_side * r->scores_side * 4);
     r->pos = malloc(max_rows * sizeof *r->pos);
     if (!r->x || !r->xb || !r->q || !r->k || !r->v || !r->att || !r->proj || !r->h1 || !r->h3 ||
         !r->scores || !r->pos) {
@@ -182,47 +181,35 @@ static void rope_rows(float *q, float *k, const int *pos, size_t N, const data_l
     }
 }
 
-/* Causal grouped-query attention within each sequence; att (N, D). */
+/* Causal grouped-query attention within each sequence; att (N, D).
+ * Each (sequence, head) pair is one task for one thread: scores = Q K^T /
+ * sqrt(hs) as an sgemm, a causal softmax per row, att = P V as a second
+ * sgemm. Inside the parallel region the OpenMP build of OpenBLAS runs each
+ * call on the calling thread alone, which is what we want for these small
+ * products. The upper triangle is computed and discarded: cheaper than a
+ * scalar loop over the lower one. */
 static void attention(data_llama_run *r, const size_t *off, size_t n_seq) {
     const data_llama_config *c = &r->m->c;
     size_t D = (size_t)c->dim, KV = (size_t)c->kv_dim, hs = (size_t)c->head_size;
     size_t n_heads = (size_t)c->n_heads, group = (size_t)(c->n_heads / c->n_kv_heads);
-    size_t N = off[n_seq];
     float scale = 1.0f / sqrtf((float)hs);
-    /* (row, head) pairs in parallel; each reads its sequence's keys and values */
-#pragma omp parallel for schedule(dynamic, 16)
-    for (size_t t = 0; t < N * n_heads; t++) {
-        size_t row = t / n_heads, h = t % n_heads;
-        size_t s = 0;
-        while (off[s + 1] <= row) s++; /* sequences are few: a scan is fine */
-        size_t start = off[s];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t task = 0; task < n_seq * n_heads; task++) {
+        size_t s = task / n_heads, h = task % n_heads;
+        size_t o = off[s], T = off[s + 1] - off[s], kvh = (h / group) * hs;
         int tid = omp_get_thread_num();
-        SAE_ASSERT(tid < r->n_threads); /* set threads before data_llama_run_init */
-        float *sc = r->scores + (size_t)tid * r->scores_per_thread;
-        const float *qh = r->q + row * D + h * hs;
-        size_t kvh = (h / group) * hs;
-        float mx = -INFINITY;
-        for (size_t j = start; j <= row; j++) {
-            const float *kj = r->k + j * KV + kvh;
-            float a = 0.0f;
-#pragma omp simd reduction(+ : a)
-            for (size_t i = 0; i < hs; i++) a += qh[i] * kj[i];
-            a *= scale;
-            sc[j - start] = a;
-            if (a > mx) mx = a;
+        SAE_ASSERT(T <= r->scores_side && tid < r->n_threads);
+        float *P = r->scores + (size_t)tid * r->scores_side * r->scores_side;
+        sae_gemm(0, 1, T, T, hs, scale, r->q + o * D + h * hs, D, r->k + o * KV + kvh, KV, 0.0f, P, T);
+        for (size_t i = 0; i < T; i++) {
+            float *row = P + i * T, mx = row[0], sum = 0.0f;
+            for (size_t j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+            for (size_t j = 0; j <= i; j++) sum += (row[j] = expf(row[j] - mx));
+            float inv = 1.0f / sum;
+            for (size_t j = 0; j <= i; j++) row[j] *= inv;
+            for (size_t j = i + 1; j < T; j++) row[j] = 0.0f; /* causal mask */
         }
-        float sum = 0.0f;
-        for (size_t j = start; j <= row; j++) {
-            sc[j - start] = expf(sc[j - start] - mx);
-            sum += sc[j - start];
-        }
-        float *o = r->att + row * D + h * hs;
-        memset(o, 0, hs * sizeof(float));
-        for (size_t j = start; j <= row; j++) {
-            const float *vj = r->v + j * KV + kvh;
-            float a = sc[j - start] / sum;
-            for (size_t i = 0; i < hs; i++) o[i] += a * vj[i];
-        }
+        sae_gemm(0, 0, T, hs, T, 1.0f, P, T, r->v + o * KV + kvh, KV, 0.0f, r->att + o * D + h * hs, D);
     }
 }
 
