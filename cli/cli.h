@@ -55,6 +55,13 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * top). Unknown keys are an error naming file and line. */
 int cli_config_load(const char *path, const char *cmd, const cli_opt *opts, size_t n_opts);
 
+/* Loads a llama2.c model and its tokenizer (whose size must match), printing
+ * the error line on failure; returns 0 or CLI_EXIT_ERROR. */
+struct data_llama;
+struct data_tokenizer;
+int cli_load_model(const char *model_path, const char *tok_path, struct data_llama **m,
+                   struct data_tokenizer **t);
+
 /* SIGINT/SIGTERM set this; long commands checkpoint and stop. */
 extern volatile sig_atomic_t cli_interrupted;
 void cli_install_signals(void);

@@ -91,12 +91,7 @@ int cmd_capture(int argc, char **argv) {
     sae_error err = {0};
     data_llama *m = NULL;
     data_tokenizer *t = NULL;
-    if (data_llama_load(&m, model, &err) < 0 ||
-        data_tokenizer_load(&t, tok, (size_t)m->c.vocab_size, &err) < 0) {
-        cli_error(&err);
-        data_llama_free(m);
-        return CLI_EXIT_ERROR;
-    }
+    if ((rc = cli_load_model(model, tok, &m, &t))) return rc;
     capture_progress cp = {.tty = isatty(STDERR_FILENO)};
     clock_gettime(CLOCK_MONOTONIC, &cp.t0);
     rc = data_capture_run(m, model, t, tok, &p, on_progress, &cp, &err);

@@ -11,8 +11,8 @@
 #include "data/llama.h"
 #include "data/tokenizer.h"
 
-static int load_pair(const char *model_path, const char *tok_path, data_llama **m,
-                     data_tokenizer **t) {
+int cli_load_model(const char *model_path, const char *tok_path, data_llama **m,
+                   data_tokenizer **t) {
     sae_error err = {0};
     if (data_llama_load(m, model_path, &err) < 0 ||
         data_tokenizer_load(t, tok_path, (size_t)(*m)->c.vocab_size, &err) < 0) {
@@ -75,7 +75,7 @@ int cmd_generate(int argc, char **argv) {
     sae_set_threads(threads);
     data_llama *m = NULL;
     data_tokenizer *t = NULL;
-    if ((rc = load_pair(model, tok, &m, &t))) return rc;
+    if ((rc = cli_load_model(model, tok, &m, &t))) return rc;
     size_t plen = strlen(prompt), bad;
     if (data_utf8_check(prompt, plen, &bad) != 0) {
         cli_errorf("--prompt", "not valid UTF-8 at byte %zu", bad);
