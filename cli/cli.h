@@ -74,6 +74,8 @@ int cmd_info(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const command COMMANDS[] = {
     {"synth", cmd_synth, "write a synthetic activation file with a planted dictionary"},
     {"train", cmd_train, "train a sparse autoencoder on an activation file"},
     {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
+    {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
+    {"show", cmd_show, "print one feature's card from a features file"},
     {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
     {"capture", cmd_capture, "run a llama2.c model over a corpus, write its activations"},
     {"generate", cmd_generate, "continue a prompt with a llama2.c model (check it loads)"},

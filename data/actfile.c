@@ -239,6 +239,51 @@ int data_actfile_read_rows(data_actfile *f, size_t row0, size_t count, float *ou
     return SAE_OK;
 }
 
+int data_actfile_read_tokens(data_actfile *f, size_t row0, size_t count, int32_t *out,
+                             sae_error *err) {
+    SAE_ASSERT(f->has_tokens && row0 + count <= f->n);
+    if (count == 0) return SAE_OK;
+    char h5msg[256];
+    data_h5_lock();
+    hid_t ds = H5Dopen2((hid_t)f->h5, "tokens", H5P_DEFAULT);
+    hid_t fs = H5Dget_space(ds);
+    hsize_t start = row0, cnt = count;
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL);
+    hid_t ms = H5Screate_simple(1, &cnt, NULL);
+    herr_t rc = H5Dread(ds, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, out);
+    if (rc < 0) data_h5_last_error(h5msg, sizeof h5msg);
+    H5Sclose(ms), H5Sclose(fs), H5Dclose(ds);
+    data_h5_unlock();
+    if (rc < 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, f->path, "cannot read /tokens rows %zu..%zu (%s)",
+                             row0, row0 + count, h5msg);
+    return SAE_OK;
+}
+
+int data_actfile_read_vocab(data_actfile *f, char ***out, sae_error *err) {
+    size_t n;
+    data_h5_lock();
+    int rc = data_h5_read_strings((hid_t)f->h5, "vocab", out, &n, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actfile_read_doc_labels(data_actfile *f, char ***out, sae_error *err) {
+    size_t n;
+    data_h5_lock();
+    int rc = data_h5_read_strings((hid_t)f->h5, "doc_labels", out, &n, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actfile_read_f32(data_actfile *f, const char *name, float *out, size_t count,
+                          sae_error *err) {
+    data_h5_lock();
+    int rc = data_h5_read_f32((hid_t)f->h5, name, out, count, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
 int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err) {
     data_h5_lock();
     int rc = data_h5_read_f32((hid_t)f->h5, "truth/features", out, f->n_truth * f->d, f->path, err);

@@ -60,6 +60,16 @@ void data_actfile_close(data_actfile *f);
 
 /* Rows [row0, row0 + count) as float32 into out (count x d). Thread-safe. */
 int data_actfile_read_rows(data_actfile *f, size_t row0, size_t count, float *out, sae_error *err);
+/* /tokens[row0 .. row0 + count) (has_tokens must be set). Thread-safe. */
+int data_actfile_read_tokens(data_actfile *f, size_t row0, size_t count, int32_t *out,
+                             sae_error *err);
+/* /vocab as n = vocab_size malloc'd strings (free with data_h5_free_strings),
+ * and /doc_labels likewise (n_docs). */
+int data_actfile_read_vocab(data_actfile *f, char ***out, sae_error *err);
+int data_actfile_read_doc_labels(data_actfile *f, char ***out, sae_error *err);
+/* A whole float dataset by name (e.g. "unembed"), count elements. */
+int data_actfile_read_f32(data_actfile *f, const char *name, float *out, size_t count,
+                          sae_error *err);
 /* The planted dictionary (n_truth x d). */
 int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err);
 /* /doc_offsets (n_docs + 1 values). */

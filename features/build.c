@@ -1,0 +1,398 @@
+/* features/build.c: the streamed pass that builds a feature dictionary (see
+ * feat.h for what is computed and why it is deterministic). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/blas.h"
+#include "common/mem.h"
+#include "features/feat.h"
+#include "sae/kernels.h"
+
+static const double QUANTILE_LEVELS[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
+
+feat_opts feat_default_opts(void) {
+    feat_opts o = {.top_n = 32, .context = 8, .batch = 4096};
+    return o;
+}
+
+/* Accumulators of the pass, beside the results they become. */
+typedef struct {
+    feat_dict *fd;
+    double *sum;           /* (M) */
+    size_t *heap_n;        /* (M) filled entries of each top-N heap */
+    float *res_val;        /* (M, BINS) reservoir sample per histogram bin */
+    int64_t *res_row;
+    int32_t *sk_id;        /* (M, SKETCH) Misra-Gries slots, -1 empty */
+    uint64_t *sk_cnt;      /* (M, SKETCH) sketch counts (ranking) */
+    uint64_t *sk_hits;     /* (M, SKETCH) true hits since the slot was taken */
+    double *sk_sum;        /* (M, SKETCH) activation summed over those hits */
+    int has_tokens;
+} pass_state;
+
+static int hist_bin(float v) {
+    double b = (log10((double)v) - FEAT_HIST_LOG10_MIN) /
+               (FEAT_HIST_LOG10_MAX - FEAT_HIST_LOG10_MIN) * FEAT_HIST_BINS;
+    if (!(b >= 0)) return 0;
+    return b >= FEAT_HIST_BINS ? FEAT_HIST_BINS - 1 : (int)b;
+}
+
+/* deterministic "random" in [0,1) from (feature, bin, count): reservoir
+ * sampling that does not depend on thread scheduling */
+static double hash01(uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t x = a * 0x9e3779b97f4a7c15ULL ^ b * 0xc2b2ae3d27d4eb4fULL ^ c * 0x165667b19e3779f9ULL;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 29;
+    return (double)(x >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* min-heap on value; ties keep the earlier row (it was there first) */
+static void heap_push(float *val, int64_t *row, size_t *n, size_t cap, float v, int64_t r) {
+    if (*n < cap) {
+        size_t i = (*n)++;
+        while (i > 0 && val[(i - 1) / 2] > v) {
+            val[i] = val[(i - 1) / 2];
+            row[i] = row[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        val[i] = v;
+        row[i] = r;
+        return;
+    }
+    if (!(v > val[0])) return;
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, rr = l + 1, m = i;
+        float mv = v;
+        if (l < cap && val[l] < mv) m = l, mv = val[l];
+        if (rr < cap && val[rr] < mv) m = rr;
+        if (m == i) break;
+        val[i] = val[m];
+        row[i] = row[m];
+        i = m;
+    }
+    val[i] = v;
+    row[i] = r;
+}
+
+static void sketch_add(pass_state *s, size_t j, int32_t tok, float v) {
+    int32_t *id = s->sk_id + j * FEAT_SKETCH;
+    uint64_t *cnt = s->sk_cnt + j * FEAT_SKETCH, *hits = s->sk_hits + j * FEAT_SKETCH;
+    double *sum = s->sk_sum + j * FEAT_SKETCH;
+    int empty = -1;
+    for (int k = 0; k < FEAT_SKETCH; k++) {
+        if (id[k] == tok) {
+            cnt[k]++, hits[k]++, sum[k] += v;
+            return;
+        }
+        if (id[k] < 0 && empty < 0) empty = k;
+    }
+    if (empty >= 0) {
+        id[empty] = tok, cnt[empty] = 1, hits[empty] = 1, sum[empty] = v;
+        return;
+    }
+    for (int k = 0; k < FEAT_SKETCH; k++) /* Misra-Gries: all counts pay for the newcomer */
+        if (--cnt[k] == 0) id[k] = -1;
+}
+
+static void update(pass_state *s, size_t j, int64_t row, float v, int32_t tok) {
+    feat_dict *fd = s->fd;
+    fd->count[j]++;
+    s->sum[j] += v;
+    if (v > fd->max[j]) fd->max[j] = v;
+    int b = hist_bin(v);
+    uint64_t c = ++fd->hist[j * FEAT_HIST_BINS + b];
+    if (hash01(j, (uint64_t)b, c) * (double)c < 1.0) { /* keep with probability 1/c */
+        s->res_val[j * FEAT_HIST_BINS + b] = v;
+        s->res_row[j * FEAT_HIST_BINS + b] = row;
+    }
+    heap_push(fd->top_val + j * fd->top_n, fd->top_row + j * fd->top_n, &s->heap_n[j], fd->top_n, v,
+              row);
+    if (s->has_tokens) sketch_add(s, j, tok, v);
+}
+
+static int cmp_desc_val_row(const void *a, const void *b) {
+    const struct { float v; int64_t r; } *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return x->r < y->r ? -1 : x->r > y->r;
+}
+
+typedef struct {
+    float v;
+    int64_t r;
+} vr;
+
+static void finish_feature(pass_state *s, size_t j) {
+    feat_dict *fd = s->fd;
+    size_t N = fd->top_n, n = s->heap_n[j];
+    fd->mean[j] = fd->count[j] ? (float)(s->sum[j] / (double)fd->count[j]) : 0.0f;
+    vr *tmp = malloc(N * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) tmp[i] = (vr){fd->top_val[j * N + i], fd->top_row[j * N + i]};
+    qsort(tmp, n, sizeof *tmp, cmp_desc_val_row);
+    for (size_t i = 0; i < N; i++) {
+        fd->top_val[j * N + i] = i < n ? tmp[i].v : 0.0f;
+        fd->top_row[j * N + i] = i < n ? tmp[i].r : -1;
+    }
+    free(tmp);
+    /* quantile examples: the reservoir sample of the bin holding each level */
+    for (int q = 0; q < FEAT_QUANTILES; q++) {
+        fd->q_val[j * FEAT_QUANTILES + q] = 0.0f;
+        fd->q_row[j * FEAT_QUANTILES + q] = -1;
+        if (!fd->count[j]) continue;
+        double target = QUANTILE_LEVELS[q] * (double)fd->count[j];
+        uint64_t cum = 0;
+        for (int b = 0; b < FEAT_HIST_BINS; b++) {
+            cum += fd->hist[j * FEAT_HIST_BINS + b];
+            if ((double)cum >= target && fd->hist[j * FEAT_HIST_BINS + b]) {
+                fd->q_val[j * FEAT_QUANTILES + q] = s->res_val[j * FEAT_HIST_BINS + b];
+                fd->q_row[j * FEAT_QUANTILES + q] = s->res_row[j * FEAT_HIST_BINS + b];
+                break;
+            }
+        }
+    }
+    /* frequent tokens: by sketch count, and by mean activation (>= 3 hits) */
+    const int32_t *id = s->sk_id + j * FEAT_SKETCH;
+    const uint64_t *cnt = s->sk_cnt + j * FEAT_SKETCH, *hits = s->sk_hits + j * FEAT_SKETCH;
+    const double *sum = s->sk_sum + j * FEAT_SKETCH;
+    char used_c[FEAT_SKETCH] = {0}, used_m[FEAT_SKETCH] = {0};
+    for (int t = 0; t < FEAT_TOP_TOKENS; t++) {
+        int bc = -1, bm = -1;
+        for (int k = 0; k < FEAT_SKETCH; k++) {
+            if (id[k] < 0) continue;
+            if (!used_c[k] && (bc < 0 || cnt[k] > cnt[bc] || (cnt[k] == cnt[bc] && id[k] < id[bc]))) bc = k;
+            double mk = hits[k] ? sum[k] / (double)hits[k] : 0;
+            if (!used_m[k] && hits[k] >= 3 &&
+                (bm < 0 || mk > sum[bm] / (double)hits[bm] || (mk == sum[bm] / (double)hits[bm] && id[k] < id[bm])))
+                bm = k;
+        }
+        size_t o = j * FEAT_TOP_TOKENS + (size_t)t;
+        fd->tok_count_id[o] = bc >= 0 ? id[bc] : -1;
+        fd->tok_count[o] = bc >= 0 ? (int64_t)cnt[bc] : 0;
+        fd->tok_mean_id[o] = bm >= 0 ? id[bm] : -1;
+        fd->tok_mean[o] = bm >= 0 ? (float)(sum[bm] / (double)hits[bm]) : 0.0f;
+        if (bc >= 0) used_c[bc] = 1;
+        if (bm >= 0) used_m[bm] = 1;
+    }
+}
+
+void feat_make_label(char *buf, size_t cap, const char *const *tokens, size_t n) {
+    size_t o = 0;
+    const char *seen[FEAT_TOP_TOKENS];
+    size_t n_seen = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && n_seen < 3; i++) {
+        const char *t = tokens[i];
+        for (;;) { /* trim leading spaces, ASCII and ideographic (U+3000) */
+            if (*t == ' ') t++;
+            else if (strncmp(t, "\xe3\x80\x80", 3) == 0) t += 3;
+            else break;
+        }
+        if (!*t) continue;
+        int dup = 0;
+        for (size_t k = 0; k < n_seen; k++) dup |= strcmp(seen[k], t) == 0;
+        if (dup) continue;
+        seen[n_seen++] = t;
+        int w = snprintf(buf + o, cap - o, "%s%s", o ? " · " : "", t);
+        if (w < 0 || (size_t)w >= cap - o) break;
+        o += (size_t)w;
+    }
+}
+
+void feat_free(feat_dict *fd) {
+    if (!fd) return;
+    free(fd->count), free(fd->mean), free(fd->max), free(fd->hist), free(fd->top_val);
+    free(fd->top_row), free(fd->q_val), free(fd->q_row), free(fd->tok_count_id), free(fd->tok_count);
+    free(fd->tok_mean_id), free(fd->tok_mean);
+    for (size_t j = 0; fd->label && j < fd->M; j++) free(fd->label[j]);
+    free(fd->label);
+    free(fd->lens_up_id), free(fd->lens_down_id), free(fd->lens_up), free(fd->lens_down);
+    for (size_t i = 0; fd->vocab && i < fd->vocab_size; i++) free(fd->vocab[i]);
+    free(fd->vocab);
+    free(fd);
+}
+
+feat_dict *feat__alloc(size_t M, size_t top_n); /* shared with file.c */
+feat_dict *feat__alloc(size_t M, size_t top_n) {
+    feat_dict *fd = calloc(1, sizeof *fd);
+    if (!fd) return NULL;
+    fd->M = M;
+    fd->top_n = top_n;
+    fd->count = calloc(M, sizeof *fd->count);
+    fd->mean = calloc(M, sizeof *fd->mean);
+    fd->max = calloc(M, sizeof *fd->max);
+    fd->hist = calloc(M * FEAT_HIST_BINS, sizeof *fd->hist);
+    fd->top_val = calloc(M * top_n, sizeof *fd->top_val);
+    fd->top_row = calloc(M * top_n, sizeof *fd->top_row);
+    fd->q_val = calloc(M * FEAT_QUANTILES, sizeof *fd->q_val);
+    fd->q_row = calloc(M * FEAT_QUANTILES, sizeof *fd->q_row);
+    fd->tok_count_id = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count_id);
+    fd->tok_count = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count);
+    fd->tok_mean_id = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean_id);
+    fd->tok_mean = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean);
+    fd->label = calloc(M, sizeof *fd->label);
+    fd->lens_up_id = calloc(M * FEAT_LENS, sizeof *fd->lens_up_id);
+    fd->lens_down_id = calloc(M * FEAT_LENS, sizeof *fd->lens_down_id);
+    fd->lens_up = calloc(M * FEAT_LENS, sizeof *fd->lens_up);
+    fd->lens_down = calloc(M * FEAT_LENS, sizeof *fd->lens_down);
+    if (!fd->count || !fd->mean || !fd->max || !fd->hist || !fd->top_val || !fd->top_row ||
+        !fd->q_val || !fd->q_row || !fd->tok_count_id || !fd->tok_count || !fd->tok_mean_id ||
+        !fd->tok_mean || !fd->label || !fd->lens_up_id || !fd->lens_down_id || !fd->lens_up ||
+        !fd->lens_down) {
+        feat_free(fd);
+        return NULL;
+    }
+    return fd;
+}
+
+/* Logit lens: logits of each decoder direction (scaled by the final norm's
+ * weight, as the model would apply it) against the unembedding. */
+static int logit_lens(feat_dict *fd, const sae_model *m, data_actfile *f, sae_error *err) {
+    size_t D = m->cfg.d, M = m->cfg.m, V = f->vocab_size;
+    const size_t blk = 256;
+    float *U = sae_alloc(V * D * sizeof(float)), *g = malloc(D * sizeof(float));
+    float *dirs = sae_alloc(blk * D * sizeof(float)), *lg = sae_alloc(blk * V * sizeof(float));
+    int rc = U && g && dirs && lg ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    if (rc == SAE_OK) rc = data_actfile_read_f32(f, "unembed", U, V * D, err);
+    if (rc == SAE_OK && f->has_final_norm) rc = data_actfile_read_f32(f, "final_norm", g, D, err);
+    else
+        for (size_t c = 0; c < D; c++) g[c] = 1.0f;
+    for (size_t j0 = 0; rc == SAE_OK && j0 < M; j0 += blk) {
+        size_t nb = M - j0 < blk ? M - j0 : blk;
+        for (size_t i = 0; i < nb; i++)
+            for (size_t c = 0; c < D; c++) dirs[i * D + c] = m->p.W_dec[(j0 + i) * D + c] * g[c];
+        sae_gemm(0, 1, nb, V, D, 1.0f, dirs, D, U, D, 0.0f, lg, V);
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < nb; i++) {
+            const float *l = lg + i * V;
+            size_t j = j0 + i;
+            for (int t = 0; t < FEAT_LENS; t++) { /* selection: K passes over V */
+                int32_t up = -1, dn = -1;
+                for (size_t v = 0; v < V; v++) {
+                    int taken_u = 0, taken_d = 0;
+                    for (int k = 0; k < t; k++) {
+                        taken_u |= fd->lens_up_id[j * FEAT_LENS + k] == (int32_t)v;
+                        taken_d |= fd->lens_down_id[j * FEAT_LENS + k] == (int32_t)v;
+                    }
+                    if (!taken_u && (up < 0 || l[v] > l[up])) up = (int32_t)v;
+                    if (!taken_d && (dn < 0 || l[v] < l[dn])) dn = (int32_t)v;
+                }
+                fd->lens_up_id[j * FEAT_LENS + t] = up, fd->lens_up[j * FEAT_LENS + t] = l[up];
+                fd->lens_down_id[j * FEAT_LENS + t] = dn, fd->lens_down[j * FEAT_LENS + t] = l[dn];
+            }
+        }
+    }
+    fd->has_lens = rc == SAE_OK;
+    sae_free(U), free(g), sae_free(dirs), sae_free(lg);
+    return rc;
+}
+
+static void pass_free(pass_state *s) {
+    free(s->sum), free(s->heap_n), free(s->res_val), free(s->res_row);
+    free(s->sk_id), free(s->sk_cnt), free(s->sk_hits), free(s->sk_sum);
+}
+
+int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *f,
+               const feat_opts *opts, feat_progress_cb cb, void *user, sae_error *err) {
+    *out = NULL;
+    size_t D = m->cfg.d, M = m->cfg.m, B = opts->batch;
+    if (D != f->d)
+        return sae_error_set(err, SAE_ERR_MISMATCH, f->path,
+                             "the data has d=%zu but the SAE was trained on d=%zu", f->d, D);
+    SAE_ASSERT(B > 0 && B <= m->capacity && opts->top_n > 0);
+    feat_dict *fd = feat__alloc(M, opts->top_n);
+    pass_state s = {.fd = fd, .has_tokens = f->has_tokens && f->vocab_size > 0};
+    s.sum = calloc(M, sizeof *s.sum);
+    s.heap_n = calloc(M, sizeof *s.heap_n);
+    s.res_val = calloc(M * FEAT_HIST_BINS, sizeof *s.res_val);
+    s.res_row = calloc(M * FEAT_HIST_BINS, sizeof *s.res_row);
+    s.sk_id = malloc(M * FEAT_SKETCH * sizeof *s.sk_id);
+    s.sk_cnt = calloc(M * FEAT_SKETCH, sizeof *s.sk_cnt);
+    s.sk_hits = calloc(M * FEAT_SKETCH, sizeof *s.sk_hits);
+    s.sk_sum = calloc(M * FEAT_SKETCH, sizeof *s.sk_sum);
+    float *raw = sae_alloc(B * D * sizeof(float)), *x = sae_alloc(B * D * sizeof(float));
+    int32_t *tok = malloc(B * sizeof *tok);
+    int64_t *rowid = malloc(B * sizeof *rowid);
+    uint32_t *lat_start = malloc((M + 1) * sizeof *lat_start);
+    uint32_t *lat_entry = malloc(B * (m->S ? m->S : 1) * sizeof *lat_entry);
+    int rc = fd && s.sum && s.heap_n && s.res_val && s.res_row && s.sk_id && s.sk_cnt && s.sk_hits &&
+                     s.sk_sum && raw && x && tok && rowid && lat_start && lat_entry
+                 ? SAE_OK
+                 : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu features", M);
+    if (rc == SAE_OK) {
+        snprintf(fd->data_path, sizeof fd->data_path, "%s", f->path);
+        fd->context = opts->context;
+        for (size_t i = 0; i < M * FEAT_SKETCH; i++) s.sk_id[i] = -1;
+        for (size_t i = 0; i < M * FEAT_HIST_BINS; i++) s.res_row[i] = -1;
+    }
+    float sc = (float)input_scale;
+    uint64_t skipped = 0;
+    for (size_t r0 = 0; rc == SAE_OK && r0 < f->n; r0 += B) {
+        size_t cnt = f->n - r0 < B ? f->n - r0 : B, n = 0;
+        rc = data_actfile_read_rows(f, r0, cnt, raw, err);
+        if (rc == SAE_OK && s.has_tokens) rc = data_actfile_read_tokens(f, r0, cnt, tok, err);
+        if (rc < 0) break;
+        for (size_t i = 0; i < cnt; i++) { /* non-finite rows are skipped, and counted */
+            if (data_row_nonfinite(raw + i * D, D)) {
+                skipped++;
+                continue;
+            }
+            for (size_t c = 0; c < D; c++) x[n * D + c] = raw[i * D + c] * sc;
+            if (s.has_tokens) tok[n] = tok[i];
+            rowid[n++] = (int64_t)(r0 + i);
+        }
+        if (n == 0) continue;
+        sae_loss loss;
+        sae_model_forward(m, x, n, 0.0f, NULL, 0, &loss);
+        if (m->cfg.arch == SAE_ARCH_TOPK) {
+            size_t S = m->S;
+            sae_latent_index_build(lat_start, lat_entry, m->idx, m->val, n, M, S);
+#pragma omp parallel for schedule(dynamic, 64)
+            for (size_t j = 0; j < M; j++)
+                for (uint32_t t = lat_start[j]; t < lat_start[j + 1]; t++) {
+                    uint32_t e = lat_entry[t];
+                    if (e % S >= m->cfg.k) continue; /* main slots only */
+                    size_t b = e / S;
+                    update(&s, j, rowid[b], m->val[e], s.has_tokens ? tok[b] : -1);
+                }
+        } else {
+            const float *z = m->pre; /* relu codes, (n, M) */
+#pragma omp parallel for schedule(dynamic, 64)
+            for (size_t j = 0; j < M; j++)
+                for (size_t b = 0; b < n; b++)
+                    if (z[b * M + j] > 0.0f) update(&s, j, rowid[b], z[b * M + j], s.has_tokens ? tok[b] : -1);
+        }
+        fd->n_tokens += n;
+        if (cb) cb(r0 + cnt, f->n, user);
+    }
+    if (rc == SAE_OK) {
+#pragma omp parallel for schedule(static)
+        for (size_t j = 0; j < M; j++) finish_feature(&s, j);
+        if (s.has_tokens) {
+            fd->vocab_size = f->vocab_size;
+            rc = data_actfile_read_vocab(f, &fd->vocab, err);
+        }
+        for (size_t j = 0; rc == SAE_OK && j < M; j++) {
+            const char *toks[FEAT_TOP_TOKENS];
+            size_t nt = 0;
+            for (int t = 0; fd->vocab && t < FEAT_TOP_TOKENS; t++) {
+                int32_t id = fd->tok_count_id[j * FEAT_TOP_TOKENS + t];
+                if (id >= 0) toks[nt++] = fd->vocab[id];
+            }
+            char label[256];
+            feat_make_label(label, sizeof label, toks, nt);
+            if (!(fd->label[j] = strdup(label))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        }
+    }
+    if (rc == SAE_OK && f->has_unembed) rc = logit_lens(fd, m, f, err);
+    if (fd) fd->n_skipped = skipped;
+    pass_free(&s);
+    sae_free(raw), sae_free(x);
+    free(tok), free(rowid), free(lat_start), free(lat_entry);
+    if (rc < 0) {
+        feat_free(fd);
+        return rc;
+    }
+    *out = fd;
+    return SAE_OK;
+}

@@ -1,0 +1,98 @@
+/* features/feat.h: the feature dictionary: per-feature statistics, top
+ * activating examples, the tokens a feature fires on, a short label, and the
+ * logit lens of its decoder direction.
+ *
+ * One streamed pass over an activation file in document order: each block of
+ * rows is encoded (one sgemm), its codes are regrouped by latent, and every
+ * latent's accumulators are updated by one thread in row order, so the result
+ * is the same for any thread count.
+ *
+ *   - count, density, mean and max activation over the positions it fires on;
+ *   - a histogram of log10(activation), FEAT_HIST_BINS bins over
+ *     [FEAT_HIST_LOG10_MIN, FEAT_HIST_LOG10_MAX) (values outside go to the end bins);
+ *   - the top_n largest activations (value, row), exact: a bounded min-heap;
+ *   - examples at activation quantiles: one reservoir sample per histogram bin,
+ *     then for each quantile level the sample of the bin holding it;
+ *   - frequent tokens among its firing positions: a Misra-Gries sketch of
+ *     FEAT_SKETCH slots (exact whenever a feature fires on at most that many
+ *     distinct tokens; otherwise counts are lower bounds, error <= n/slots),
+ *     with the activation summed per tracked token for the mean;
+ *   - a label: its three most frequent tokens, e.g. "ん · かん · りん";
+ *   - with /unembed (and /final_norm) in the data: the vocabulary tokens its
+ *     decoder direction promotes and suppresses most.
+ * Activations are the SAE's latent values (on inputs scaled by input_scale).
+ *
+ *     feat_dict *fd;
+ *     feat_build(&fd, &sae, scale, data, &opts, NULL, NULL, &err);
+ *     feat_write(fd, "features.h5", &err);
+ *     feat_free(fd);
+ */
+#ifndef SAE_FEATURES_FEAT_H
+#define SAE_FEATURES_FEAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "data/actfile.h"
+#include "sae/sae.h"
+
+#define FEAT_HIST_BINS 40
+#define FEAT_HIST_LOG10_MIN (-4.0)
+#define FEAT_HIST_LOG10_MAX (4.0)
+#define FEAT_SKETCH 64    /* frequent-token slots per feature */
+#define FEAT_TOP_TOKENS 10 /* tokens reported per feature */
+#define FEAT_LENS 10      /* promoted and suppressed tokens reported */
+#define FEAT_QUANTILES 5  /* levels 0.1 0.3 0.5 0.7 0.9 */
+#define FEAT_FORMAT_VERSION 1
+
+typedef struct feat_opts {
+    size_t top_n;   /* top examples per feature */
+    size_t context; /* tokens shown either side of an example (stored for `sae show`) */
+    size_t batch;   /* rows per encoder sgemm */
+} feat_opts;
+
+feat_opts feat_default_opts(void);
+
+typedef struct feat_dict {
+    size_t M, top_n, context;
+    uint64_t n_tokens;      /* rows encoded */
+    uint64_t n_skipped;     /* rows skipped as non-finite */
+    char sae_path[4096], data_path[4096];
+    uint64_t *count;        /* (M) positions with activation > 0 */
+    float *mean, *max;      /* (M) over firing positions */
+    uint64_t *hist;         /* (M, FEAT_HIST_BINS) */
+    float *top_val;         /* (M, top_n) descending; 0 where unused */
+    int64_t *top_row;       /* (M, top_n) row in the data; -1 where unused */
+    float *q_val;           /* (M, FEAT_QUANTILES) */
+    int64_t *q_row;         /* (M, FEAT_QUANTILES), -1 where none */
+    int32_t *tok_count_id;  /* (M, FEAT_TOP_TOKENS) by count, -1 where none */
+    int64_t *tok_count;     /* (M, FEAT_TOP_TOKENS) */
+    int32_t *tok_mean_id;   /* (M, FEAT_TOP_TOKENS) by mean activation (tokens seen >= 3 times) */
+    float *tok_mean;        /* (M, FEAT_TOP_TOKENS) */
+    char **label;           /* (M) "" when the data has no /tokens or /vocab */
+    int has_lens;
+    int32_t *lens_up_id, *lens_down_id; /* (M, FEAT_LENS) */
+    float *lens_up, *lens_down;         /* (M, FEAT_LENS) */
+    char **vocab;           /* (V) from the data, or NULL */
+    size_t vocab_size;
+} feat_dict;
+
+typedef void (*feat_progress_cb)(uint64_t rows_done, uint64_t rows_total, void *user);
+
+/* The pass. m must be an inference model with capacity >= opts->batch. */
+int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *f,
+               const feat_opts *opts, feat_progress_cb cb, void *user, sae_error *err);
+void feat_free(feat_dict *fd);
+
+/* Features file (HDF5; layout in the README), written atomically. */
+int feat_write(const feat_dict *fd, const char *path, sae_error *err);
+int feat_read(feat_dict **out, const char *path, sae_error *err);
+/* One JSON object per feature per line. */
+int feat_write_json(const feat_dict *fd, const char *path, sae_error *err);
+
+/* The label text for a list of token strings (leading spaces trimmed,
+ * duplicates after trimming dropped), joined by " · ". */
+void feat_make_label(char *buf, size_t cap, const char *const *tokens, size_t n);
+
+#endif
