@@ -18,6 +18,7 @@ static const command COMMANDS[] = {
     {"train", cmd_train, "train a sparse autoencoder on an activation file"},
     {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
     {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
+    {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
     {"show", cmd_show, "print one feature's card from a features file"},
     {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
     {"capture", cmd_capture, "run a llama2.c model over a corpus, write its activations"},

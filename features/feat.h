@@ -91,6 +91,55 @@ int feat_read(feat_dict **out, const char *path, sae_error *err);
 /* One JSON object per feature per line. */
 int feat_write_json(const feat_dict *fd, const char *path, sae_error *err);
 
+/* --- search ---------------------------------------------------------------------
+ * Ranks features for a question. Token and contrast searches split positions
+ * into a positive class (token at row + offset matches the regex; documents
+ * labelled A) and a negative class (every other position of a document whose
+ * row + offset stays inside it; documents labelled B), then score each
+ * feature's activation as a classifier of the two:
+ *   AUROC = P(act_pos > act_neg) + P(tie) / 2, over all positions, zeros
+ *     included, from FEAT_SEARCH_BINS log-spaced bins (ties within a bin
+ *     count half: |error| <= the mass sharing a bin, a 7% activation range);
+ *   precision / recall of "fires" (act > 0) for the positive class;
+ *   mean and variance in each class (exact sums), their difference and ratio.
+ * Logit search scores each feature's decoder direction by the mean z-score,
+ * over vocabulary tokens matching the regex, of its logit-lens logits. */
+#define FEAT_SEARCH_BINS 256
+
+typedef enum { FEAT_SEARCH_TOKEN, FEAT_SEARCH_LOGIT, FEAT_SEARCH_CONTRAST } feat_search_kind;
+
+typedef struct feat_search_opts {
+    feat_search_kind kind;
+    const char *regex;   /* token or logit search */
+    int offset;          /* token search: look at the token offset positions later */
+    const char *label_a, *label_b; /* contrast */
+    size_t batch;
+} feat_search_opts;
+
+typedef struct feat_search_row {
+    size_t feature;
+    double auroc;
+    double precision, recall;
+    uint64_t fires_pos, fires_neg, n_pos, n_neg;
+    double mean_pos, mean_neg, var_pos, var_neg, var_ratio;
+    double logit_score;
+} feat_search_row;
+
+typedef struct feat_search_result {
+    feat_search_row *rows; /* M rows, best first */
+    size_t n;
+    double var_ratio_features; /* sum of var_pos / sum of var_neg over features */
+    double var_ratio_resid;    /* the same for the raw activations, over dimensions */
+    uint64_t n_pos, n_neg;
+    size_t n_matching_tokens;  /* vocabulary entries the regex matched */
+} feat_search_result;
+
+int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_actfile *f,
+                const feat_search_opts *o, sae_error *err);
+void feat_search_result_free(feat_search_result *r);
+/* AUROC of two binned samples (index 0 = zero activations), exposed for tests. */
+double feat_auroc_from_bins(const uint64_t *pos, const uint64_t *neg, size_t bins);
+
 /* The label text for a list of token strings (leading spaces trimmed,
  * duplicates after trimming dropped), joined by " · ". */
 void feat_make_label(char *buf, size_t cap, const char *const *tokens, size_t n);

@@ -189,10 +189,98 @@ static void test_label_text(void **state) {
     assert_string_equal(buf, "ん · かん · りん");
 }
 
+/* exact AUROC by comparing every (positive, negative) pair */
+static double auroc_pairs(const float *pos, size_t np, const float *neg, size_t nn) {
+    double acc = 0;
+    for (size_t i = 0; i < np; i++)
+        for (size_t k = 0; k < nn; k++) acc += pos[i] > neg[k] ? 1.0 : pos[i] == neg[k] ? 0.5 : 0.0;
+    return acc / ((double)np * (double)nn);
+}
+
+static void check_search(feat_search_kind kind) {
+    const char *p = tu_path(dir, "search.h5");
+    size_t n = 3000, d = 8, M = 12;
+    assert_int_equal(tu_write_acts(p, n, d, 10, 50, 0, 256, NULL, 0), 0);
+    data_actfile *f;
+    sae_error err = {0};
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    sae_config c = {.arch = SAE_ARCH_TOPK, .d = d, .m = M, .k = 4};
+    sae_model m;
+    assert_int_equal(sae_model_init(&m, &c, 512, 0, &err), 0);
+    sae_model_init_params(&m, 11);
+    double scale = 0.01; /* rows grow with their index: keep activations moderate */
+    feat_search_opts o = {.kind = kind, .regex = "^w[37]$", .offset = 1, .label_a = "ja", .label_b = "en", .batch = 512};
+    feat_search_result r;
+    assert_int_equal(feat_search(&r, &m, scale, f, &o, &err), 0);
+    /* direct: every activation, every class, by hand */
+    float *x = malloc(n * d * 4), *act = calloc(n * M, 4);
+    int32_t *tok = malloc(n * 4);
+    data_actfile_read_rows(f, 0, n, x, &err);
+    data_actfile_read_tokens(f, 0, n, tok, &err);
+    for (size_t r0 = 0; r0 < n; r0 += 512) {
+        size_t b = n - r0 < 512 ? n - r0 : 512;
+        float xs[512 * 8];
+        for (size_t i = 0; i < b * d; i++) xs[i] = x[r0 * d + i] * (float)scale;
+        sae_loss loss;
+        sae_model_forward(&m, xs, b, 0, NULL, 0, &loss);
+        for (size_t i = 0; i < b; i++)
+            for (size_t s = 0; s < c.k; s++)
+                if (m.idx[i * m.S + s] >= 0) act[(r0 + i) * M + (size_t)m.idx[i * m.S + s]] = m.val[i * m.S + s];
+    }
+    int8_t *cls = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        size_t doc = i / 50;
+        if (kind == FEAT_SEARCH_CONTRAST) cls[i] = doc % 2 ? 1 : 0; /* testutil labels odd docs "ja" */
+        else if (i + 1 >= (doc + 1) * 50) cls[i] = -1;           /* offset leaves the document */
+        else cls[i] = tok[i + 1] == 3 || tok[i + 1] == 7;
+    }
+    float *pos = malloc(n * 4), *neg = malloc(n * 4);
+    for (size_t k = 0; k < r.n; k++) {
+        const feat_search_row *w = &r.rows[k];
+        size_t j = w->feature, np = 0, nn = 0, fp = 0;
+        double sp = 0, sn = 0, qp = 0, qn = 0;
+        for (size_t i = 0; i < n; i++) {
+            float v = act[i * M + j];
+            if (cls[i] == 1) pos[np++] = v, sp += v, qp += (double)v * v, fp += v > 0;
+            else if (cls[i] == 0) neg[nn++] = v, sn += v, qn += (double)v * v;
+        }
+        assert_int_equal(w->n_pos, np);
+        assert_int_equal(w->n_neg, nn);
+        assert_int_equal(w->fires_pos, fp);
+        /* binned ties count half: bins span 7% of an activation, so pairs
+         * closer than that may be misordered; 0.02 bounds it on this data */
+        double exact = auroc_pairs(pos, np, neg, nn);
+        if (fabs(w->auroc - exact) > 0.02) fail_msg("feature %zu: auroc %.4f, pairs %.4f", j, w->auroc, exact);
+        double vp = qp / (double)np - (sp / (double)np) * (sp / (double)np);
+        double vn = qn / (double)nn - (sn / (double)nn) * (sn / (double)nn);
+        assert_true(fabs(w->var_pos - vp) <= 1e-9 + 1e-6 * vp);
+        if (vn > 0) assert_true(fabs(w->var_ratio - vp / vn) <= 1e-6 * (vp / vn) + 1e-12);
+        if (k > 0 && kind == FEAT_SEARCH_TOKEN) assert_true(r.rows[k - 1].auroc >= w->auroc); /* best first */
+    }
+    free(pos), free(neg), free(cls), free(x), free(act), free(tok);
+    feat_search_result_free(&r);
+    sae_model_free(&m);
+    data_actfile_close(f);
+}
+
+static void test_search_token_regex(void **s) { (void)s; check_search(FEAT_SEARCH_TOKEN); }
+static void test_search_contrast(void **s) { (void)s; check_search(FEAT_SEARCH_CONTRAST); }
+
+static void test_auroc_bins(void **state) {
+    (void)state;
+    uint64_t pos[4] = {0, 0, 1, 3}, neg[4] = {2, 2, 0, 0}; /* perfectly separated */
+    assert_true(fabs(feat_auroc_from_bins(pos, neg, 4) - 1.0) < 1e-12);
+    uint64_t same[4] = {1, 1, 1, 1};
+    assert_true(fabs(feat_auroc_from_bins(same, same, 4) - 0.5) < 1e-12);
+}
+
 int main(void) {
     sae_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_text),
+        cmocka_unit_test(test_auroc_bins),
+        cmocka_unit_test(test_search_token_regex),
+        cmocka_unit_test(test_search_contrast),
         cmocka_unit_test(test_matches_brute_force),
         cmocka_unit_test(test_labels_name_planted_words),
     };
