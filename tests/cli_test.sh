@@ -116,6 +116,31 @@ expect 1 "No such file" -- "$SAE" capture "${M[@]}" --corpus "$T/none.txt" --lay
 expect 2 "required" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --out "$T/o.h5"
 no_file "$T/o.h5"
 
+# --- features, show, search -------------------------------------------------------
+"$SAE" features --sae "$T/cap_sae.h5" --data "$T/cap.h5" --out "$T/feat.h5" --json "$T/feat.jsonl" >/dev/null 2>"$T/err" &&
+    [ "$(wc -l <"$T/feat.jsonl")" = 32 ] && ok || bad "features: $(cat "$T/err")"
+"$SAE" show "$T/feat.h5" --feature 3 --color never >"$T/out" 2>"$T/err" && grep -q "^feature 3" "$T/out" &&
+    grep -q "top examples" "$T/out" && ok || bad "show: $(cat "$T/err" "$T/out")"
+"$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '^[aeiou]$' --offset 1 --json >"$T/out" 2>"$T/err" &&
+    grep -q '"feature"' "$T/out" && ok || bad "search: $(cat "$T/err")"
+"$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast en:ja --features "$T/feat.h5" >"$T/out" 2>"$T/err" &&
+    grep -q "variance ratio" "$T/out" && ok || bad "search contrast: $(cat "$T/err")"
+expect 2 "does not compile" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '(('
+expect 2 "matches no token of the vocabulary" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '^zzzz$'
+expect 2 "no document is labelled 'fr' (labels present: en, ja" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast fr:en
+expect 2 "expects A:B" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast ja
+expect 2 "exactly one of" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5"
+"$SAE" train --data "$T/bare.h5" --out "$T/bare_sae.h5" --latents 32 --k 4 --batch 100 >/dev/null 2>&1
+expect 1 "--token-regex needs /tokens" -- "$SAE" search --sae "$T/bare_sae.h5" --data "$T/bare.h5" --token-regex a
+expect 1 "--logit-regex needs /unembed" -- "$SAE" search --sae "$T/bare_sae.h5" --data "$T/bare.h5" --logit-regex a
+expect 1 "--contrast needs /doc_labels" -- "$SAE" search --sae "$T/bare_sae.h5" --data "$T/bare.h5" --contrast a:b
+expect 1 "the data has d=8 but the SAE" -- "$SAE" features --sae "$T/cap_sae.h5" --data "$T/good8.h5" --out "$T/o.h5"
+expect 2 "out of range" -- "$SAE" show "$T/feat.h5" --feature 9999
+expect 1 "not a features file" -- "$SAE" show "$T/cap.h5" --feature 1
+"$SAE" features --sae "$T/bare_sae.h5" --data "$T/bare.h5" --out "$T/bare_feat.h5" >/dev/null 2>"$T/err" &&
+    grep -q "warning: .*no /tokens" "$T/err" && ok || bad "features without tokens: $(cat "$T/err")"
+no_file "$T/o.h5"
+
 # --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run -----
 "$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
 args=(--data "$T/k.h5" --latents 512 --k 8 --batch 256 --tokens 600000 --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)

@@ -241,6 +241,10 @@ int tu_write_tiny_llama(const char *dir) {
     f = fopen(tu_path(dir, "empty.txt"), "w");
     fputs("\n\n   \n", f);
     fclose(f);
+    /* a valid activation file with /activations only: no tokens, no vocab */
+    hid_t bare = H5Fcreate(tu_path(dir, "bare.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put_f32(bare, "activations", 2, 600, 16);
+    H5Fclose(bare);
     f = fopen(tu_path(dir, "bad.jsonl"), "w");
     fputs("{\"text\": \"ok\"}\n{\"text\": 5}\n", f);
     fclose(f);
