@@ -342,8 +342,7 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
             rowid[n++] = (int64_t)(r0 + i);
         }
         if (n == 0) continue;
-        sae_loss loss;
-        sae_model_forward(m, x, n, 0.0f, NULL, 0, &loss);
+        sae_model_encode(m, x, n);
         if (m->cfg.arch == SAE_ARCH_TOPK) {
             size_t S = m->S;
             sae_latent_index_build(lat_start, lat_entry, m->idx, m->val, n, M, S);

@@ -250,8 +250,7 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
             bc[n++] = (int8_t)c;
         }
         if (!n) continue;
-        sae_loss loss;
-        sae_model_forward(m, x, n, 0.0f, NULL, 0, &loss);
+        sae_model_encode(m, x, n);
         if (m->cfg.arch == SAE_ARCH_TOPK) {
             size_t S = m->S;
             sae_latent_index_build(start, entry, m->idx, m->val, n, M, S);

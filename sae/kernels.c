@@ -18,7 +18,7 @@ static inline int better(float va, int32_t ia, float vb, int32_t ib) {
     return va > vb || (va == vb && ia < ib);
 }
 
-static void heap_sift_down(float *hv, int32_t *hi, size_t n, size_t i) {
+static inline void heap_sift_down(float *hv, int32_t *hi, size_t n, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, w = i;
         if (l < n && better(hv[w], hi[w], hv[l], hi[l])) w = l;
@@ -34,22 +34,44 @@ static void heap_sift_down(float *hv, int32_t *hi, size_t n, size_t i) {
     }
 }
 
+#define TOPK_BLOCK 16
 static void topk_row(int32_t *idx, float *val, const float *pre, const float *b_enc,
                      const int32_t *cand, size_t n, size_t K) {
     size_t kk = K < n ? K : n, filled = 0;
-    for (size_t c = 0; c < n; c++) {
-        int32_t j = cand ? cand[c] : (int32_t)c;
-        float v = pre[j] + b_enc[j];
-        if (v < 0.0f) v = 0.0f;
-        if (filled < kk) {
-            val[filled] = v;
-            idx[filled] = j;
-            if (++filled == kk)
-                for (size_t i = kk / 2; i-- > 0;) heap_sift_down(val, idx, kk, i);
-        } else if (better(v, j, val[0], idx[0])) {
-            val[0] = v;
-            idx[0] = j;
-            heap_sift_down(val, idx, kk, 0);
+    for (size_t c0 = 0; c0 < n; c0 += TOPK_BLOCK) {
+        size_t cn = n - c0 < TOPK_BLOCK ? n - c0 : TOPK_BLOCK;
+        float v[TOPK_BLOCK], vmax = 0.0f;
+        /* a vectorisable block of ReLU(pre + b); most blocks of a full heap hold
+         * nothing above its minimum and are skipped whole */
+        if (!cand && cn == TOPK_BLOCK) {
+            const float *p = pre + c0, *b = b_enc + c0;
+            for (size_t i = 0; i < TOPK_BLOCK; i++) {
+                float x = p[i] + b[i];
+                v[i] = x > 0.0f ? x : 0.0f;
+            }
+#pragma omp simd reduction(max : vmax)
+            for (size_t i = 0; i < TOPK_BLOCK; i++) vmax = v[i] > vmax ? v[i] : vmax;
+        } else {
+            for (size_t i = 0; i < cn; i++) {
+                int32_t j = cand ? cand[c0 + i] : (int32_t)(c0 + i);
+                float x = pre[j] + b_enc[j];
+                v[i] = x > 0.0f ? x : 0.0f;
+                vmax = v[i] > vmax ? v[i] : vmax;
+            }
+        }
+        if (filled == kk && vmax < val[0]) continue;
+        for (size_t i = 0; i < cn; i++) {
+            int32_t j = cand ? cand[c0 + i] : (int32_t)(c0 + i);
+            if (filled < kk) {
+                val[filled] = v[i];
+                idx[filled] = j;
+                if (++filled == kk)
+                    for (size_t h = kk / 2; h-- > 0;) heap_sift_down(val, idx, kk, h);
+            } else if (better(v[i], j, val[0], idx[0])) {
+                val[0] = v[i];
+                idx[0] = j;
+                heap_sift_down(val, idx, kk, 0);
+            }
         }
     }
     for (size_t s = kk; s < K; s++) {

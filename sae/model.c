@@ -259,6 +259,20 @@ void sae_model_forward(sae_model *m, const float *x, size_t B, float l1, const i
     else forward_relu(m, x, B, l1, out);
 }
 
+void sae_model_encode(sae_model *m, const float *x, size_t B) {
+    SAE_ASSERT(B > 0 && B <= m->capacity);
+    m->B = B;
+    encode_pre(m, x, B);
+    if (m->cfg.arch == SAE_ARCH_TOPK) {
+        size_t K = m->cfg.k, S = m->S;
+        sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, m->cfg.m, S, K);
+        for (size_t r = 0; r < B; r++)
+            for (size_t s = K; s < S; s++) m->idx[r * S + s] = -1, m->val[r * S + s] = 0.0f;
+    } else {
+        sae_relu_bias_forward(m->pre, m->p.b_enc, B, m->cfg.m);
+    }
+}
+
 /* --- backward --------------------------------------------------------------- */
 static void backward_topk(sae_model *m) {
     size_t B = m->B, D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;

@@ -125,6 +125,9 @@ void sae_model_init_params(sae_model *m, uint64_t seed);
  * (ignored for relu or when aux_k = 0). l1 is the relu sparsity coefficient. */
 void sae_model_forward(sae_model *m, const float *x, size_t B, float l1, const int32_t *dead,
                        size_t n_dead, sae_loss *out);
+/* Codes only (no decode, no loss), for passes that read activations:
+ * topk fills m->idx/m->val (main slots; aux slots set to -1), relu fills m->pre. */
+void sae_model_encode(sae_model *m, const float *x, size_t B);
 /* Accumulates dL/dparams of the last forward into m->g. */
 void sae_model_backward(sae_model *m, float l1);
 void sae_model_zero_grad(sae_model *m);
