@@ -398,11 +398,10 @@ int cmd_search(int argc, char **argv) {
             printf("%4zu %8zu %10.3f  %s\n", i + 1, r.rows[i].feature, r.rows[i].logit_score,
                    fd ? fd->label[r.rows[i].feature] : "");
     } else if (o.kind == FEAT_SEARCH_TOKEN) {
-        printf("features selective for positions whose token%s matches '%s' (%zu vocabulary entries): "
-               "%llu positions of %llu, %.1f s\n",
-               offset ? (offset > 0 ? " (offset later)" : " (offset earlier)") : "", o.regex,
-               r.n_matching_tokens, (unsigned long long)r.n_pos, (unsigned long long)(r.n_pos + r.n_neg), secs);
-        if (offset) printf("offset %d: the token %d position(s) %s is tested\n", offset, abs(offset), offset > 0 ? "later" : "earlier");
+        printf("features selective for positions whose token at offset %+d matches '%s' (%zu vocabulary "
+               "entries): %llu of %llu positions, %.1f s\n",
+               offset, o.regex, r.n_matching_tokens, (unsigned long long)r.n_pos,
+               (unsigned long long)(r.n_pos + r.n_neg), secs);
         printf("%4s %8s %7s %9s %7s %9s  %s\n", "rank", "feature", "auroc", "precision", "recall", "fires", fd ? "label" : "");
         for (size_t i = 0; i < n; i++) {
             const feat_search_row *w = &r.rows[i];
