@@ -14,16 +14,16 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"demo", cmd_demo, "synthesize data, train an SAE on it, evaluate it (no input needed)"},
+    {"capture", cmd_capture, "run a llama2.c model over a corpus, write its activations"},
+    {"generate", cmd_generate, "continue a prompt with a llama2.c model (check it loads)"},
+    {"tokenize", cmd_tokenize, "print the ids and pieces llama2.c's tokenizer gives a text"},
     {"synth", cmd_synth, "write a synthetic activation file with a planted dictionary"},
     {"train", cmd_train, "train a sparse autoencoder on an activation file"},
     {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
     {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
-    {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
     {"show", cmd_show, "print one feature's card from a features file"},
+    {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
     {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
-    {"capture", cmd_capture, "run a llama2.c model over a corpus, write its activations"},
-    {"generate", cmd_generate, "continue a prompt with a llama2.c model (check it loads)"},
-    {"tokenize", cmd_tokenize, "print the ids and pieces llama2.c's tokenizer gives a text"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
