@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "data/actfile.h"
 #include "data/h5.h"
+#include "features/feat.h"
 #include "sae/io.h"
 
 static void info_activations(const data_actfile *f) {
@@ -61,6 +62,25 @@ static int info_sae(const char *path, int64_t h) {
     return CLI_EXIT_OK;
 }
 
+static int info_features(const char *path) {
+    sae_error err = {0};
+    feat_dict *fd;
+    if (feat_read(&fd, path, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    size_t alive = 0, labelled = 0;
+    for (size_t j = 0; j < fd->M; j++) alive += fd->count[j] > 0, labelled += fd->label[j] && fd->label[j][0];
+    printf("%s: feature dictionary\n", path);
+    printf("  features       %zu (%zu fired, %zu labelled)\n", fd->M, alive, labelled);
+    printf("  tokens         %llu\n", (unsigned long long)fd->n_tokens);
+    printf("  top examples   %zu per feature\n", fd->top_n);
+    printf("  logit lens     %s\n", fd->has_lens ? "yes" : "no");
+    printf("  sae            %s\n  data           %s\n", fd->sae_path, fd->data_path);
+    feat_free(fd);
+    return CLI_EXIT_OK;
+}
+
 int cmd_info(int argc, char **argv) {
     cli_opt opts[1] = {{0}};
     const char *pos[1];
@@ -69,7 +89,7 @@ int cmd_info(int argc, char **argv) {
     int rc = cli_parse(argc, argv, "info", opts, 0, pos, 1, &n_pos, &help);
     if (rc) return rc;
     if (help) {
-        cli_usage(stdout, "info", "FILE", "Describes an activation file or an SAE checkpoint.", opts, 0);
+        cli_usage(stdout, "info", "FILE", "Describes an activation file, an SAE checkpoint or a features file.", opts, 0);
         return CLI_EXIT_OK;
     }
     if (n_pos != 1) {
@@ -86,13 +106,14 @@ int cmd_info(int argc, char **argv) {
         cli_error(&err);
         return CLI_EXIT_ERROR;
     }
-    char fmt[32];
-    int is_sae = data_h5_get_attr_str((hid_t)h, "format", fmt, sizeof fmt) == SAE_OK &&
-                 strcmp(fmt, "sae") == 0;
+    char fmt[32] = "";
+    data_h5_get_attr_str((hid_t)h, "format", fmt, sizeof fmt);
+    int is_sae = strcmp(fmt, "sae") == 0, is_feat = strcmp(fmt, "sae-features") == 0;
     if (is_sae) rc = info_sae(path, h);
     H5Fclose((hid_t)h);
     data_h5_unlock();
     if (is_sae) return rc;
+    if (is_feat) return info_features(path);
     data_actfile *f;
     if (data_actfile_open(&f, path, &err) < 0) {
         cli_error(&err);

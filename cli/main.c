@@ -23,7 +23,7 @@ static const command COMMANDS[] = {
     {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
     {"show", cmd_show, "print one feature's card from a features file"},
     {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
-    {"info", cmd_info, "describe an activation file or an SAE checkpoint"},
+    {"info", cmd_info, "describe an activation file, an SAE checkpoint or a features file"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -125,6 +125,7 @@ no_file "$T/o.h5"
     grep -q '"feature"' "$T/out" && ok || bad "search: $(cat "$T/err")"
 "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast en:ja --features "$T/feat.h5" >"$T/out" 2>"$T/err" &&
     grep -q "variance ratio" "$T/out" && ok || bad "search contrast: $(cat "$T/err")"
+"$SAE" info "$T/feat.h5" | grep -q "feature dictionary" && ok || bad "info on a features file"
 expect 2 "does not compile" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '(('
 expect 2 "matches no token of the vocabulary" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '^zzzz$'
 expect 2 "no document is labelled 'fr' (labels present: en, ja" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast fr:en
