@@ -77,6 +77,7 @@ int cmd_capture(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

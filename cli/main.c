@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
     {"show", cmd_show, "print one feature's card from a features file"},
     {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
+    {"viz", cmd_viz, "PNG figures: align, trace, text, curves, density"},
     {"info", cmd_info, "describe an activation file, an SAE checkpoint or a features file"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -9,6 +9,8 @@ PKGS=(build-essential cmake pkg-config
       libhdf5-dev hdf5-tools   # activation and SAE files; h5diff for the resume tests
       libcjson-dev             # JSON metrics and eval output
       libinih-dev              # INI config files
+      libpng-dev               # PNG figures (sae viz)
+      libfreetype-dev libfontconfig-dev fonts-noto-cjk  # anti-aliased text, Japanese included
       libcmocka-dev            # unit tests
       ${SAE_EXTRA_PKGS:-})     # e.g. test-only packages, from scripts/test.sh
 missing=()

@@ -142,6 +142,31 @@ expect 1 "not a features file" -- "$SAE" show "$T/cap.h5" --feature 1
     grep -q "warning: .*no /tokens" "$T/err" && ok || bad "features without tokens: $(cat "$T/err")"
 no_file "$T/o.h5"
 
+# --- figures ---------------------------------------------------------------------
+if fc-list :lang=ja | grep -q .; then
+    "$SAE" viz align --a "$T/cap_sae.h5" --b "$T/cap_sae.h5" --n 16 --features-a "$T/feat.h5" --out "$T/align.png" 2>"$T/err" &&
+        grep -q "mean best-match cosine 1.000" "$T/err" && ok || bad "viz align: $(cat "$T/err")"
+    "$SAE" viz trace --sae "$T/cap_sae.h5" --data "$T/cap.h5" --doc 1 --top 4 --out "$T/trace.png" 2>"$T/err" && ok || bad "viz trace: $(cat "$T/err")"
+    "$SAE" viz text --sae "$T/cap_sae.h5" --data "$T/cap.h5" --doc 1 --feature 3 --out "$T/text.png" 2>"$T/err" && ok || bad "viz text: $(cat "$T/err")"
+    "$SAE" viz density --features "$T/feat.h5" --out "$T/density.png" 2>"$T/err" && ok || bad "viz density: $(cat "$T/err")"
+    "$SAE" train --data "$T/good.h5" --out "$T/curve_sae.h5" --latents 32 --k 4 --batch 256 --log "$T/curve.jsonl" --log-every 1 >/dev/null 2>&1
+    "$SAE" viz curves --log "$T/curve.jsonl" --out "$T/curves.png" 2>"$T/err" && ok || bad "viz curves: $(cat "$T/err")"
+    for f in align trace text density curves; do
+        [ "$(head -c 8 "$T/$f.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] && ok || bad "$f.png is not a PNG"
+    done
+    expect 2 "--doc: 999 is out of range" -- "$SAE" viz trace --sae "$T/cap_sae.h5" --data "$T/cap.h5" --doc 999 --out "$T/o.png"
+    expect 2 "feature ids must be in 0..31" -- "$SAE" viz trace --sae "$T/cap_sae.h5" --data "$T/cap.h5" --doc 1 --features 3,99 --out "$T/o.png"
+    expect 2 "--feature: 99 is out of range" -- "$SAE" viz text --sae "$T/cap_sae.h5" --data "$T/cap.h5" --doc 1 --feature 99 --out "$T/o.png"
+    "$SAE" train --data "$T/good8.h5" --out "$T/sae8.h5" --latents 16 --k 2 --batch 256 >/dev/null 2>&1
+    expect 1 "has d=8 but" -- "$SAE" viz align --a "$T/cap_sae.h5" --b "$T/sae8.h5" --out "$T/o.png"
+    expect 1 "cannot create the output" -- "$SAE" viz density --features "$T/feat.h5" --out "$T/nodir/o.png"
+    expect 1 "not a font FreeType can read" -- "$SAE" viz density --features "$T/feat.h5" --font "$T/text.h5" --out "$T/o.png"
+    expect 2 "unknown figure" -- "$SAE" viz pie --out "$T/o.png"
+    no_file "$T/o.png"
+else
+    echo "SKIP: figure tests need a font with Japanese glyphs (apt-get install fonts-noto-cjk)"
+fi
+
 # --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run -----
 "$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
 args=(--data "$T/k.h5" --latents 512 --k 8 --batch 256 --tokens 600000 --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)

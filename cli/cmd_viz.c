@@ -1,0 +1,606 @@
+/* cli/cmd_viz.c: `sae viz align|trace|text|curves|density`, wiring the
+ * toolkit's files to viz/ figures. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/blas.h"
+#include "common/mem.h"
+#include "data/actfile.h"
+#include "data/h5.h"
+#include "features/feat.h"
+#include "sae/io.h"
+#include "viz/viz.h"
+
+static void join_args(char *buf, size_t cap, int argc, char **argv) {
+    size_t o = (size_t)snprintf(buf, cap, "sae viz");
+    for (int i = 0; i < argc && o < cap; i++) o += (size_t)snprintf(buf + o, cap - o, " %s", argv[i]);
+}
+
+static int fail(sae_error *err) {
+    cli_error(err);
+    return err->code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
+}
+
+/* unit-norm rows of W (n, d) into out */
+static void normalize_rows(float *out, const float *W, size_t n, size_t d) {
+    for (size_t i = 0; i < n; i++) {
+        double nn = 0;
+        for (size_t c = 0; c < d; c++) nn += (double)W[i * d + c] * W[i * d + c];
+        float s = nn > 0 ? (float)(1 / sqrt(nn)) : 0;
+        for (size_t c = 0; c < d; c++) out[i * d + c] = W[i * d + c] * s;
+    }
+}
+
+/* Loads a dictionary: an SAE's decoder rows, or a data file's /truth/features. */
+static int load_dict(const char *path, float **rows, size_t *n, size_t *d, int *is_truth, sae_error *err) {
+    sae_model m;
+    double scale;
+    sae_error e1 = {0};
+    if (sae_file_load(path, &m, 1, &scale, &e1) == SAE_OK) {
+        *n = m.cfg.m, *d = m.cfg.d, *is_truth = 0;
+        *rows = malloc(*n * *d * sizeof(float));
+        if (*rows) memcpy(*rows, m.p.W_dec, *n * *d * sizeof(float));
+        sae_model_free(&m);
+        return *rows ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    }
+    data_actfile *f;
+    sae_error e2 = {0};
+    if (data_actfile_open(&f, path, &e2) == SAE_OK) {
+        if (!f->n_truth) {
+            data_actfile_close(f);
+            return sae_error_set(err, SAE_ERR_FORMAT, path, "is an activation file without /truth/features; "
+                                                           "pass an SAE or a synthetic file");
+        }
+        *n = f->n_truth, *d = f->d, *is_truth = 1;
+        *rows = malloc(*n * *d * sizeof(float));
+        int rc = *rows ? data_actfile_read_truth(f, *rows, err) : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        data_actfile_close(f);
+        return rc;
+    }
+    *err = e1;
+    return e1.code;
+}
+
+static char **load_labels(const char *features, size_t M, sae_error *err, int *rc) {
+    *rc = SAE_OK;
+    if (!features) return NULL;
+    feat_dict *fd;
+    if ((*rc = feat_read(&fd, features, err)) < 0) return NULL;
+    if (fd->M != M) {
+        *rc = sae_error_set(err, SAE_ERR_MISMATCH, features, "has %zu features, the dictionary has %zu", fd->M, M);
+        feat_free(fd);
+        return NULL;
+    }
+    char **labels = fd->label;
+    fd->label = NULL;
+    feat_free(fd);
+    return labels;
+}
+
+static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
+    const char *a = NULL, *b = NULL, *out = NULL, *fa = NULL, *fb = NULL;
+    size_t n = 64;
+    cli_opt opts[] = {
+        {"a", CLI_STR, &a, "first dictionary: an SAE", 0, NULL},
+        {"b", CLI_STR, &b, "second: an SAE, or a synthetic data file (its /truth/features)", 0, NULL},
+        {"n", CLI_SIZE, &n, "best-matched pairs shown", 0, NULL},
+        {"features-a", CLI_STR, &fa, "features file of --a, for labels", 0, NULL},
+        {"features-b", CLI_STR, &fb, "features file of --b, for labels", 0, NULL},
+        {"out", CLI_STR, &out, "PNG to write", 0, NULL},
+        {"scale", CLI_DOUBLE, (void *)&ro->scale, "pixels per point", 0, NULL},
+        {"font", CLI_STR, (void *)&ro->font, "font file (default: fontconfig, Japanese-capable)", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help, rc = cli_parse(argc, argv, "viz align", opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "viz align", "--a S1.h5 --b S2.h5 --out align.png",
+                  "Cosine similarity between the decoder directions of two dictionaries, rows and\n"
+                  "columns matched greedily and ordered so matched pairs lie on the diagonal.", opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!a || !b || !out || n == 0) {
+        cli_errorf("viz align", "--a, --b and --out are required, --n positive");
+        return CLI_EXIT_USAGE;
+    }
+    sae_error err = {0};
+    float *A = NULL, *B = NULL;
+    size_t na, nb, da, db;
+    int ta, tb;
+    if ((rc = load_dict(a, &A, &na, &da, &ta, &err)) < 0 || (rc = load_dict(b, &B, &nb, &db, &tb, &err)) < 0) {
+        free(A), free(B);
+        return fail(&err);
+    }
+    if (da != db) {
+        free(A), free(B);
+        cli_errorf(b, "has d=%zu but %s has d=%zu: decoder directions are not comparable", db, a, da);
+        return CLI_EXIT_ERROR;
+    }
+    char **la = load_labels(fa, na, &err, &rc);
+    char **lb = rc == SAE_OK ? load_labels(fb, nb, &err, &rc) : NULL;
+    if (rc < 0) {
+        free(A), free(B);
+        return fail(&err);
+    }
+    size_t d = da;
+    float *An = sae_alloc(na * d * 4), *Bn = sae_alloc(nb * d * 4), *cos = sae_alloc(na * nb * 4);
+    if (!An || !Bn || !cos) {
+        cli_errorf(NULL, "out of memory for a %zu x %zu similarity matrix", na, nb);
+        return CLI_EXIT_ERROR;
+    }
+    normalize_rows(An, A, na, d);
+    normalize_rows(Bn, B, nb, d);
+    sae_gemm(0, 1, na, nb, d, 1.0f, An, d, Bn, d, 0.0f, cos, nb);
+    /* greedy matching: rows by their best cosine, each takes its best free column */
+    size_t *order = malloc(na * sizeof *order), *match = malloc(na * sizeof *match);
+    float *best = malloc(na * sizeof *best);
+    char *used = calloc(nb, 1);
+    double mean_best = 0;
+    for (size_t i = 0; i < na; i++) {
+        best[i] = -2;
+        for (size_t j = 0; j < nb; j++) best[i] = fmaxf(best[i], cos[i * nb + j]);
+        mean_best += best[i];
+        order[i] = i;
+    }
+    mean_best /= (double)na;
+    for (size_t i = 1; i < na; i++) /* insertion sort by best, descending (stable) */
+        for (size_t k = i; k > 0 && best[order[k]] > best[order[k - 1]]; k--) {
+            size_t t = order[k];
+            order[k] = order[k - 1], order[k - 1] = t;
+        }
+    size_t shown = n < na ? n : na;
+    if (shown > nb) shown = nb;
+    float *mat = malloc(shown * shown * sizeof *mat);
+    double mean_matched = 0;
+    for (size_t r = 0; r < shown; r++) {
+        size_t i = order[r], bj = 0;
+        float bv = -2;
+        for (size_t j = 0; j < nb; j++)
+            if (!used[j] && cos[i * nb + j] > bv) bv = cos[i * nb + j], bj = j;
+        used[bj] = 1, match[r] = bj;
+        mean_matched += bv;
+    }
+    mean_matched /= (double)shown;
+    char **rl = malloc(shown * sizeof *rl), **cl = malloc(shown * sizeof *cl);
+    for (size_t r = 0; r < shown; r++) {
+        for (size_t c2 = 0; c2 < shown; c2++) mat[r * shown + c2] = cos[order[r] * nb + match[c2]];
+        char buf[256];
+        snprintf(buf, sizeof buf, "#%zu%s%.40s", order[r], la && la[order[r]][0] ? "  " : "", la ? la[order[r]] : "");
+        rl[r] = strdup(buf);
+        snprintf(buf, sizeof buf, "%s%zu%s%.30s", tb ? "truth " : "#", match[r], lb && lb[match[r]][0] ? "  " : "",
+                 lb ? lb[match[r]] : "");
+        cl[r] = strdup(buf);
+    }
+    char title[512], caption[512];
+    snprintf(title, sizeof title, "Feature alignment: %s vs %s", a, tb ? "planted features" : b);
+    snprintf(caption, sizeof caption,
+             "mean best-match cosine %.3f over all %zu features of A; %.3f over the %zu pairs shown", mean_best,
+             na, mean_matched, shown);
+    viz_heatmap h = {.title = title, .caption = caption, .x_title = tb ? "planted feature (matched)" : "B feature (matched)",
+                     .y_title = "A feature", .cbar_title = "cosine similarity", .values = mat, .rows = shown,
+                     .cols = shown, .row_labels = (const char *const *)rl, .col_labels = (const char *const *)cl,
+                     .col_labels_vertical = 1, .vmin = -1, .vmax = 1, .cmap = VIZ_CMAP_RDBU};
+    rc = viz_render_heatmap(&h, out, ro, &err);
+    for (size_t r = 0; r < shown; r++) free(rl[r]), free(cl[r]);
+    free(rl), free(cl), free(mat), free(order), free(match), free(best), free(used);
+    sae_free(An), sae_free(Bn), sae_free(cos), free(A), free(B);
+    for (size_t i = 0; la && i < na; i++) free(la[i]);
+    for (size_t i = 0; lb && i < nb; i++) free(lb[i]);
+    free(la), free(lb);
+    if (rc < 0) return fail(&err);
+    fprintf(stderr, "sae viz: wrote %s (mean best-match cosine %.3f)\n", out, mean_best);
+    return CLI_EXIT_OK;
+}
+
+/* Tokens of rows [r0, r1) as display strings, byte pieces joined back into
+ * characters; values (per row) are combined by max over the joined pieces. */
+static size_t doc_tokens(data_actfile *f, char **vocab, size_t r0, size_t r1, const float *vals, char ***out_tok,
+                         float **out_val) {
+    int32_t *tok = malloc((r1 - r0) * sizeof *tok);
+    sae_error err = {0};
+    data_actfile_read_tokens(f, r0, r1 - r0, tok, &err);
+    char **t = calloc(r1 - r0, sizeof *t);
+    float *v = calloc(r1 - r0, sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < r1 - r0;) {
+        char buf[256];
+        size_t o = 0;
+        float mx = vals ? vals[i] : 0;
+        unsigned byte;
+        const char *p = vocab[tok[i]];
+        if (strlen(p) == 6 && sscanf(p, "<0x%02X>", &byte) == 1 && byte >= 0x80) {
+            while (i < r1 - r0 && strlen(vocab[tok[i]]) == 6 && sscanf(vocab[tok[i]], "<0x%02X>", &byte) == 1 &&
+                   byte >= 0x80 && o + 1 < sizeof buf) {
+                buf[o++] = (char)byte;
+                if (vals) mx = fmaxf(mx, vals[i]);
+                i++;
+            }
+            buf[o] = 0;
+        } else {
+            snprintf(buf, sizeof buf, "%s", strcmp(p, "\\n") == 0 ? "\n" : p);
+            i++;
+        }
+        t[n] = strdup(buf), v[n] = mx, n++;
+    }
+    free(tok);
+    *out_tok = t, *out_val = v;
+    return n;
+}
+
+typedef struct {
+    sae_model m;
+    double scale;
+    data_actfile *f;
+    char **vocab;
+    int64_t r0, r1;
+    float *acts; /* (r1 - r0, M) */
+} doc_ctx;
+
+static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t doc, sae_error *err) {
+    memset(dc, 0, sizeof *dc);
+    int rc = sae_file_load(sae_path, &dc->m, 1024, &dc->scale, err);
+    if (rc == SAE_OK) rc = data_actfile_open(&dc->f, data, err);
+    if (rc == SAE_OK && dc->f->d != dc->m.cfg.d)
+        rc = sae_error_set(err, SAE_ERR_MISMATCH, data, "the data has d=%zu but the SAE was trained on d=%zu", dc->f->d,
+                           dc->m.cfg.d);
+    if (rc == SAE_OK && (!dc->f->has_tokens || !dc->f->vocab_size || !dc->f->n_docs))
+        rc = sae_error_set(err, SAE_ERR_FORMAT, data, "needs /tokens, /vocab and /doc_offsets (`sae capture` writes them)");
+    if (rc == SAE_OK && doc >= dc->f->n_docs)
+        rc = sae_error_set(err, SAE_ERR_ARG, "--doc", "%zu is out of range: %s has %zu documents (0..%zu)", doc, data,
+                           dc->f->n_docs, dc->f->n_docs - 1);
+    if (rc < 0) return rc;
+    int64_t *off = malloc((dc->f->n_docs + 1) * sizeof *off);
+    rc = data_actfile_read_doc_offsets(dc->f, off, err);
+    dc->r0 = off[doc], dc->r1 = off[doc + 1];
+    free(off);
+    if (rc == SAE_OK) rc = data_actfile_read_vocab(dc->f, &dc->vocab, err);
+    size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m, D = dc->f->d;
+    dc->acts = calloc(n * M, sizeof(float));
+    float *x = sae_alloc(1024 * D * 4);
+    for (size_t b0 = 0; rc == SAE_OK && b0 < n; b0 += 1024) {
+        size_t cnt = n - b0 < 1024 ? n - b0 : 1024;
+        rc = data_actfile_read_rows(dc->f, (size_t)dc->r0 + b0, cnt, x, err);
+        for (size_t i = 0; i < cnt * D; i++) x[i] = isfinite(x[i]) ? x[i] * (float)dc->scale : 0.0f;
+        if (rc < 0) break;
+        sae_model_encode(&dc->m, x, cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            if (dc->m.cfg.arch == SAE_ARCH_TOPK) {
+                for (size_t s = 0; s < dc->m.cfg.k; s++)
+                    if (dc->m.idx[i * dc->m.S + s] >= 0)
+                        dc->acts[(b0 + i) * M + (size_t)dc->m.idx[i * dc->m.S + s]] = dc->m.val[i * dc->m.S + s];
+            } else {
+                memcpy(dc->acts + (b0 + i) * M, dc->m.pre + i * M, M * sizeof(float));
+            }
+        }
+    }
+    sae_free(x);
+    return rc;
+}
+
+static void close_doc(doc_ctx *dc) {
+    if (dc->vocab) data_h5_free_strings(dc->vocab, dc->f->vocab_size);
+    free(dc->acts);
+    data_actfile_close(dc->f);
+    sae_model_free(&dc->m);
+}
+
+static int parse_ids(const char *s, size_t **ids, size_t *n, size_t M) {
+    *n = 0;
+    *ids = malloc((strlen(s) / 2 + 2) * sizeof **ids);
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || (size_t)v >= M) {
+            cli_errorf("--features", "'%s': feature ids must be in 0..%zu, comma-separated", s, M - 1);
+            return CLI_EXIT_USAGE;
+        }
+        (*ids)[(*n)++] = (size_t)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') {
+            cli_errorf("--features", "'%s': expected comma-separated ids", s);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return *n ? 0 : (cli_errorf("--features", "no feature ids given"), CLI_EXIT_USAGE);
+}
+
+static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, int text_mode) {
+    const char *sae_path = NULL, *data = NULL, *out = NULL, *ids_s = NULL, *ff = NULL;
+    size_t doc = (size_t)-1, top = 12, start = 0, len = 64, feature = (size_t)-1;
+    cli_opt opts[] = {
+        {"sae", CLI_STR, &sae_path, "SAE (.h5)", 0, NULL},
+        {"data", CLI_STR, &data, "activation file with tokens", 0, NULL},
+        {"doc", CLI_SIZE, &doc, "document index", 0, NULL},
+        {text_mode ? "feature" : "features", text_mode ? CLI_SIZE : CLI_STR, text_mode ? (void *)&feature : (void *)&ids_s,
+         text_mode ? "the feature shading the text" : "feature ids a,b,c (default: --top)", 0, NULL},
+        {"top", CLI_SIZE, &top, "trace: the features most active in the window", 0, NULL},
+        {"start", CLI_SIZE, &start, "first token of the window", 0, NULL},
+        {"len", CLI_SIZE, &len, "tokens in the window (trace)", 0, NULL},
+        {"features-file", CLI_STR, &ff, "features file, for labels", 0, NULL},
+        {"out", CLI_STR, &out, "PNG to write", 0, NULL},
+        {"scale", CLI_DOUBLE, (void *)&ro->scale, "pixels per point", 0, NULL},
+        {"font", CLI_STR, (void *)&ro->font, "font file (default: fontconfig, Japanese-capable)", 0, NULL},
+    };
+    const char *name = text_mode ? "viz text" : "viz trace";
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help, rc = cli_parse(argc, argv, name, opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, name, text_mode ? "--sae S.h5 --data A.h5 --doc N --feature F --out text.png"
+                                          : "--sae S.h5 --data A.h5 --doc N [--features a,b | --top 12] --out trace.png",
+                  text_mode ? "A document as flowing text, each token shaded by one feature's activation."
+                            : "Features (rows) by tokens (columns) of one document window, coloured by activation.",
+                  opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!sae_path || !data || !out || doc == (size_t)-1 || (text_mode && feature == (size_t)-1) || len == 0) {
+        cli_errorf(name, "--sae, --data, --doc%s and --out are required", text_mode ? ", --feature" : "");
+        return CLI_EXIT_USAGE;
+    }
+    sae_error err = {0};
+    doc_ctx dc;
+    if ((rc = open_doc(&dc, sae_path, data, doc, &err)) < 0) {
+        close_doc(&dc);
+        return fail(&err);
+    }
+    size_t M = dc.m.cfg.m, n = (size_t)(dc.r1 - dc.r0);
+    char **labels = load_labels(ff, M, &err, &rc);
+    if (rc < 0 || (text_mode && feature >= M)) {
+        if (rc == SAE_OK) sae_error_set(&err, SAE_ERR_ARG, "--feature", "%zu is out of range: the SAE has %zu features", feature, M);
+        close_doc(&dc);
+        return fail(&err);
+    }
+    size_t s0 = start < n ? start : 0, s1 = text_mode ? n : (s0 + len < n ? s0 + len : n);
+    char cmdline[1024];
+    snprintf(cmdline, sizeof cmdline, "%s", ro->command);
+    if (text_mode) {
+        float *vals = malloc(n * sizeof *vals);
+        double vmax = 0;
+        for (size_t i = 0; i < n; i++) vals[i] = dc.acts[i * M + feature], vmax = fmax(vmax, vals[i]);
+        char **tok;
+        float *tv;
+        size_t nt = doc_tokens(dc.f, dc.vocab, (size_t)dc.r0, (size_t)dc.r1, vals, &tok, &tv);
+        char title[512], caption[256], cb[64];
+        snprintf(title, sizeof title, "Feature %zu%s%s on document %zu", feature, labels && labels[feature][0] ? ": " : "",
+                 labels ? labels[feature] : "", doc);
+        snprintf(caption, sizeof caption, "%s, %zu tokens; max activation %.3g", data, n, vmax);
+        snprintf(cb, sizeof cb, "activation");
+        viz_shaded_text st = {.title = title, .caption = caption, .cbar_title = cb, .tokens = (const char *const *)tok,
+                              .values = tv, .n = nt, .vmax = vmax > 0 ? vmax : 1, .width_pt = 560};
+        rc = viz_render_text(&st, out, ro, &err);
+        for (size_t i = 0; i < nt; i++) free(tok[i]);
+        free(tok), free(tv), free(vals);
+    } else {
+        size_t *ids = NULL, nf = 0;
+        if (ids_s) {
+            if ((rc = parse_ids(ids_s, &ids, &nf, M))) {
+                close_doc(&dc);
+                free(ids);
+                return rc;
+            }
+        } else { /* the features with the highest max activation in the window */
+            float *mx = calloc(M, sizeof *mx);
+            for (size_t i = s0; i < s1; i++)
+                for (size_t j = 0; j < M; j++) mx[j] = fmaxf(mx[j], dc.acts[i * M + j]);
+            ids = malloc(top * sizeof *ids);
+            for (size_t k = 0; k < top; k++) {
+                size_t b = 0;
+                for (size_t j = 1; j < M; j++)
+                    if (mx[j] > mx[b]) b = j;
+                if (!(mx[b] > 0)) break;
+                ids[nf++] = b, mx[b] = -1;
+            }
+            free(mx);
+            if (!nf) {
+                sae_error_set(&err, SAE_ERR_ARG, "--doc", "no feature fires in tokens %zu..%zu of document %zu", s0, s1, doc);
+                free(ids), close_doc(&dc);
+                return fail(&err);
+            }
+        }
+        /* columns: one per token row (byte pieces shown joined where they start) */
+        size_t cols = s1 - s0;
+        float *mat = malloc(nf * cols * sizeof *mat);
+        double vmax = 0;
+        for (size_t r = 0; r < nf; r++)
+            for (size_t c2 = 0; c2 < cols; c2++) {
+                mat[r * cols + c2] = dc.acts[(s0 + c2) * M + ids[r]];
+                vmax = fmax(vmax, mat[r * cols + c2]);
+            }
+        char **tok;
+        float *tv;
+        size_t nt = doc_tokens(dc.f, dc.vocab, (size_t)dc.r0 + s0, (size_t)dc.r0 + s1, NULL, &tok, &tv);
+        char **cl = calloc(cols, sizeof *cl), **rl = malloc(nf * sizeof *rl);
+        /* a joined character goes on the first of its byte columns, the rest stay blank */
+        int32_t *raw = malloc(cols * sizeof *raw);
+        data_actfile_read_tokens(dc.f, (size_t)dc.r0 + s0, cols, raw, &err);
+        for (size_t c2 = 0, k = 0; c2 < cols; c2++) {
+            unsigned byte;
+            const char *p = dc.vocab[raw[c2]];
+            int cont = strlen(p) == 6 && sscanf(p, "<0x%02X>", &byte) == 1 && byte >= 0x80 && (byte & 0xC0) == 0x80;
+            if (cont || k >= nt) cl[c2] = strdup("");
+            else cl[c2] = strdup(strcmp(tok[k], "\n") == 0 ? "⏎" : tok[k]), k++;
+        }
+        for (size_t r = 0; r < nf; r++) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "#%zu%s%.40s", ids[r], labels && labels[ids[r]][0] ? "  " : "", labels ? labels[ids[r]] : "");
+            rl[r] = strdup(buf);
+        }
+        char title[512], caption[256];
+        snprintf(title, sizeof title, "Feature activations on document %zu, tokens %zu-%zu", doc, s0, s1 - 1);
+        snprintf(caption, sizeof caption, "%s; SAE %s", data, sae_path);
+        viz_heatmap h = {.title = title, .caption = caption, .x_title = "token", .y_title = "feature",
+                         .cbar_title = "activation", .values = mat, .rows = nf, .cols = cols,
+                         .row_labels = (const char *const *)rl, .col_labels = (const char *const *)cl,
+                         .col_labels_vertical = 1, .vmin = 0, .vmax = vmax > 0 ? vmax : 1, .cmap = VIZ_CMAP_VIRIDIS,
+                         .cell_w = 14, .cell_h = 14};
+        rc = viz_render_heatmap(&h, out, ro, &err);
+        for (size_t i = 0; i < nt; i++) free(tok[i]);
+        for (size_t c2 = 0; c2 < cols; c2++) free(cl[c2]);
+        for (size_t r = 0; r < nf; r++) free(rl[r]);
+        free(tok), free(tv), free(cl), free(rl), free(raw), free(mat), free(ids);
+    }
+    for (size_t j = 0; labels && j < M; j++) free(labels[j]);
+    free(labels);
+    close_doc(&dc);
+    if (rc < 0) return fail(&err);
+    fprintf(stderr, "sae viz: wrote %s\n", out);
+    return CLI_EXIT_OK;
+}
+
+static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
+    const char *log = NULL, *out = NULL;
+    cli_opt opts[] = {
+        {"log", CLI_STR, &log, "metrics JSON lines from sae train --log", 0, NULL},
+        {"out", CLI_STR, &out, "PNG to write", 0, NULL},
+        {"scale", CLI_DOUBLE, (void *)&ro->scale, "pixels per point", 0, NULL},
+        {"font", CLI_STR, (void *)&ro->font, "font file", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help, rc = cli_parse(argc, argv, "viz curves", opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "viz curves", "--log metrics.jsonl --out curves.png",
+                  "Training curves: FVU, L0 and the dead fraction against tokens (log axes).", opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!log || !out) {
+        cli_errorf("viz curves", "--log and --out are required");
+        return CLI_EXIT_USAGE;
+    }
+    FILE *f = fopen(log, "r");
+    if (!f) {
+        cli_errorf(log, "cannot open the metrics log");
+        return CLI_EXIT_ERROR;
+    }
+    size_t n = 0, cap = 1024, line_no = 0;
+    double *x = malloc(cap * 8), *fvu = malloc(cap * 8), *l0 = malloc(cap * 8), *dead = malloc(cap * 8);
+    char *line = NULL;
+    size_t lcap = 0;
+    while (getline(&line, &lcap, f) > 0) {
+        line_no++;
+        cJSON *j = cJSON_Parse(line);
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokens"), *fv = cJSON_GetObjectItemCaseSensitive(j, "fvu");
+        cJSON *lz = cJSON_GetObjectItemCaseSensitive(j, "l0"), *dd = cJSON_GetObjectItemCaseSensitive(j, "dead_frac");
+        if (!cJSON_IsNumber(t) || !cJSON_IsNumber(fv) || !cJSON_IsNumber(lz) || !cJSON_IsNumber(dd)) {
+            cJSON_Delete(j);
+            fclose(f), free(line), free(x), free(fvu), free(l0), free(dead);
+            cli_errorf(log, "line %zu is not a metrics object with tokens, fvu, l0 and dead_frac", line_no);
+            return CLI_EXIT_ERROR;
+        }
+        if (n == cap) {
+            cap *= 2;
+            x = realloc(x, cap * 8), fvu = realloc(fvu, cap * 8), l0 = realloc(l0, cap * 8), dead = realloc(dead, cap * 8);
+        }
+        x[n] = t->valuedouble, fvu[n] = fv->valuedouble, l0[n] = lz->valuedouble, dead[n] = dd->valuedouble, n++;
+        cJSON_Delete(j);
+    }
+    fclose(f), free(line);
+    if (n == 0) {
+        free(x), free(fvu), free(l0), free(dead);
+        cli_errorf(log, "no metrics in the log");
+        return CLI_EXIT_ERROR;
+    }
+    viz_series s_fvu = {"fvu", x, fvu, n}, s_l0 = {"l0", x, l0, n}, s_dead = {"dead", x, dead, n};
+    viz_panel panels[3] = {{"FVU", &s_fvu, 1, 1, 1}, {"L0 (active latents)", &s_l0, 1, 1, 0},
+                           {"dead fraction", &s_dead, 1, 1, 0}};
+    char title[512];
+    snprintf(title, sizeof title, "Training curves: %s", log);
+    viz_lines l = {.title = title, .x_title = "tokens", .panels = panels, .n_panels = 3};
+    sae_error err = {0};
+    rc = viz_render_lines(&l, out, ro, &err);
+    free(x), free(fvu), free(l0), free(dead);
+    if (rc < 0) return fail(&err);
+    fprintf(stderr, "sae viz: wrote %s\n", out);
+    return CLI_EXIT_OK;
+}
+
+static int viz_density(int argc, char **argv, const viz_render_opts *ro) {
+    const char *features = NULL, *out = NULL;
+    cli_opt opts[] = {
+        {"features", CLI_STR, &features, "features file from sae features", 0, NULL},
+        {"out", CLI_STR, &out, "PNG to write", 0, NULL},
+        {"scale", CLI_DOUBLE, (void *)&ro->scale, "pixels per point", 0, NULL},
+        {"font", CLI_STR, (void *)&ro->font, "font file", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help, rc = cli_parse(argc, argv, "viz density", opts, n_opts, pos, 0, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "viz density", "--features F.h5 --out density.png", "Histogram of log10 feature density.",
+                  opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (!features || !out) {
+        cli_errorf("viz density", "--features and --out are required");
+        return CLI_EXIT_USAGE;
+    }
+    sae_error err = {0};
+    feat_dict *fd;
+    if (feat_read(&fd, features, &err) < 0) return fail(&err);
+    double lo = 0, hi = -10;
+    size_t dead = 0;
+    for (size_t j = 0; j < fd->M; j++) {
+        if (!fd->count[j]) {
+            dead++;
+            continue;
+        }
+        double v = log10((double)fd->count[j] / (double)fd->n_tokens);
+        lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    if (dead == fd->M) lo = -1, hi = 0; /* nothing fired: an empty, labelled axis */
+    lo = floor(lo * 4) / 4, hi = ceil(hi * 4) / 4 + 0.25;
+    long nbl = lround((hi - lo) * 8); /* bins of 1/8 decade */
+    size_t nb = nbl < 1 ? 1 : nbl > 400 ? 400 : (size_t)nbl;
+    double *edges = malloc((nb + 1) * 8), *counts = calloc(nb, 8);
+    for (size_t b = 0; b <= nb; b++) edges[b] = lo + (hi - lo) * (double)b / (double)nb;
+    for (size_t j = 0; j < fd->M; j++) {
+        if (!fd->count[j]) continue;
+        double v = log10((double)fd->count[j] / (double)fd->n_tokens);
+        size_t b = (size_t)((v - lo) / (hi - lo) * (double)nb);
+        counts[b < nb ? b : nb - 1] += 1;
+    }
+    char title[512], caption[256];
+    snprintf(title, sizeof title, "Feature density: %s", features);
+    snprintf(caption, sizeof caption, "%zu features over %llu tokens; %zu never fired (not shown)", fd->M,
+             (unsigned long long)fd->n_tokens, dead);
+    viz_bars b = {.title = title, .x_title = "log10 density (fraction of tokens a feature fires on)",
+                  .y_title = "features", .caption = caption, .edges = edges, .counts = counts, .n = nb};
+    rc = viz_render_bars(&b, out, ro, &err);
+    free(edges), free(counts);
+    feat_free(fd);
+    if (rc < 0) return fail(&err);
+    fprintf(stderr, "sae viz: wrote %s\n", out);
+    return CLI_EXIT_OK;
+}
+
+int cmd_viz(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        FILE *o = argc < 2 ? stderr : stdout;
+        fprintf(o, "usage: sae viz align|trace|text|curves|density [options] --out FIG.png\n\n"
+                   "  align    cosine similarity of two dictionaries' decoder directions\n"
+                   "  trace    features x tokens heatmap of one document\n"
+                   "  text     a document with tokens shaded by one feature\n"
+                   "  curves   training curves from a --log file\n"
+                   "  density  histogram of log10 feature density\n\n"
+                   "Every figure takes --scale (pixels per point, default 2) and --font PATH.\n");
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    char cmdline[2048];
+    join_args(cmdline, sizeof cmdline, argc - 1, argv + 1);
+    viz_render_opts ro = {.scale = 2.0, .font = NULL, .command = cmdline};
+    const char *w = argv[1];
+    if (strcmp(w, "align") == 0) return viz_align(argc - 1, argv + 1, &ro);
+    if (strcmp(w, "trace") == 0) return viz_trace_or_text(argc - 1, argv + 1, &ro, 0);
+    if (strcmp(w, "text") == 0) return viz_trace_or_text(argc - 1, argv + 1, &ro, 1);
+    if (strcmp(w, "curves") == 0) return viz_curves(argc - 1, argv + 1, &ro);
+    if (strcmp(w, "density") == 0) return viz_density(argc - 1, argv + 1, &ro);
+    cli_errorf("viz", "unknown figure '%s' (align, trace, text, curves, density)", w);
+    return CLI_EXIT_USAGE;
+}
