@@ -42,6 +42,7 @@ static int find_font(char *out, size_t cap) {
         if (m) FcPatternDestroy(m);
         FcPatternDestroy(p);
     }
+    FcFini(); /* only the path is kept: release fontconfig's caches */
     return found;
 }
 
