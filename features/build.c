@@ -6,7 +6,7 @@
 
 #include "common/blas.h"
 #include "common/mem.h"
-#include "features/feat.h"
+#include "features/feat_internal.h"
 #include "sae/kernels.h"
 
 static const double QUANTILE_LEVELS[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
@@ -212,7 +212,6 @@ void feat_free(feat_dict *fd) {
     free(fd);
 }
 
-feat_dict *feat__alloc(size_t M, size_t top_n); /* shared with file.c */
 feat_dict *feat__alloc(size_t M, size_t top_n) {
     feat_dict *fd = calloc(1, sizeof *fd);
     if (!fd) return NULL;
@@ -245,45 +244,57 @@ feat_dict *feat__alloc(size_t M, size_t top_n) {
     return fd;
 }
 
-/* Logit lens: logits of each decoder direction (scaled by the final norm's
- * weight, as the model would apply it) against the unembedding. */
-static int logit_lens(feat_dict *fd, const sae_model *m, data_actfile *f, sae_error *err) {
+int feat__logit_lens_blocks(const sae_model *m, data_actfile *f, feat__lens_visit visit, void *user,
+                            sae_error *err) {
     size_t D = m->cfg.d, M = m->cfg.m, V = f->vocab_size;
     const size_t blk = 256;
     float *U = sae_alloc(V * D * sizeof(float)), *g = malloc(D * sizeof(float));
     float *dirs = sae_alloc(blk * D * sizeof(float)), *lg = sae_alloc(blk * V * sizeof(float));
     int rc = U && g && dirs && lg ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc == SAE_OK) rc = data_actfile_read_f32(f, "unembed", U, V * D, err);
-    if (rc == SAE_OK && f->has_final_norm) rc = data_actfile_read_f32(f, "final_norm", g, D, err);
-    else
-        for (size_t c = 0; c < D; c++) g[c] = 1.0f;
+    if (rc == SAE_OK) {
+        if (f->has_final_norm) rc = data_actfile_read_f32(f, "final_norm", g, D, err);
+        else
+            for (size_t c = 0; c < D; c++) g[c] = 1.0f; /* no final norm: the raw direction */
+    }
     for (size_t j0 = 0; rc == SAE_OK && j0 < M; j0 += blk) {
         size_t nb = M - j0 < blk ? M - j0 : blk;
         for (size_t i = 0; i < nb; i++)
             for (size_t c = 0; c < D; c++) dirs[i * D + c] = m->p.W_dec[(j0 + i) * D + c] * g[c];
         sae_gemm(0, 1, nb, V, D, 1.0f, dirs, D, U, D, 0.0f, lg, V);
+        visit(j0, nb, lg, V, user);
+    }
+    sae_free(U), free(g), sae_free(dirs), sae_free(lg);
+    return rc;
+}
+
+/* The FEAT_LENS most promoted and most suppressed tokens of each feature. */
+static void lens_top(size_t j0, size_t nb, const float *lg, size_t V, void *user) {
+    feat_dict *fd = user;
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < nb; i++) {
-            const float *l = lg + i * V;
-            size_t j = j0 + i;
-            for (int t = 0; t < FEAT_LENS; t++) { /* selection: K passes over V */
-                int32_t up = -1, dn = -1;
-                for (size_t v = 0; v < V; v++) {
-                    int taken_u = 0, taken_d = 0;
-                    for (int k = 0; k < t; k++) {
-                        taken_u |= fd->lens_up_id[j * FEAT_LENS + k] == (int32_t)v;
-                        taken_d |= fd->lens_down_id[j * FEAT_LENS + k] == (int32_t)v;
-                    }
-                    if (!taken_u && (up < 0 || l[v] > l[up])) up = (int32_t)v;
-                    if (!taken_d && (dn < 0 || l[v] < l[dn])) dn = (int32_t)v;
+    for (size_t i = 0; i < nb; i++) {
+        const float *l = lg + i * V;
+        size_t j = j0 + i;
+        for (int t = 0; t < FEAT_LENS; t++) { /* selection: K passes over V */
+            int32_t up = -1, dn = -1;
+            for (size_t v = 0; v < V; v++) {
+                int taken_u = 0, taken_d = 0;
+                for (int k = 0; k < t; k++) {
+                    taken_u |= fd->lens_up_id[j * FEAT_LENS + k] == (int32_t)v;
+                    taken_d |= fd->lens_down_id[j * FEAT_LENS + k] == (int32_t)v;
                 }
-                fd->lens_up_id[j * FEAT_LENS + t] = up, fd->lens_up[j * FEAT_LENS + t] = l[up];
-                fd->lens_down_id[j * FEAT_LENS + t] = dn, fd->lens_down[j * FEAT_LENS + t] = l[dn];
+                if (!taken_u && (up < 0 || l[v] > l[up])) up = (int32_t)v;
+                if (!taken_d && (dn < 0 || l[v] < l[dn])) dn = (int32_t)v;
             }
+            fd->lens_up_id[j * FEAT_LENS + t] = up, fd->lens_up[j * FEAT_LENS + t] = l[up];
+            fd->lens_down_id[j * FEAT_LENS + t] = dn, fd->lens_down[j * FEAT_LENS + t] = l[dn];
         }
     }
+}
+
+static int logit_lens(feat_dict *fd, const sae_model *m, data_actfile *f, sae_error *err) {
+    int rc = feat__logit_lens_blocks(m, f, lens_top, fd, err);
     fd->has_lens = rc == SAE_OK;
-    sae_free(U), free(g), sae_free(dirs), sae_free(lg);
     return rc;
 }
 

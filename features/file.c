@@ -18,9 +18,7 @@
 
 #include "common/fileutil.h"
 #include "data/h5.h"
-#include "features/feat.h"
-
-feat_dict *feat__alloc(size_t M, size_t top_n);
+#include "features/feat_internal.h"
 
 static int put_i64_2d(hid_t h, const char *name, const int64_t *d, size_t rows, size_t cols,
                       const char *path, sae_error *err) {

@@ -7,7 +7,8 @@
 
 #include "common/blas.h"
 #include "common/mem.h"
-#include "features/feat.h"
+#include "data/h5.h"
+#include "features/feat_internal.h"
 #include "sae/kernels.h"
 
 #define NB (FEAT_SEARCH_BINS + 1) /* bin 0 holds zeros */
@@ -50,6 +51,26 @@ static int compile(regex_t *re, const char *pattern, const char *flag, sae_error
 }
 
 /* --- logit search: no pass over the data ------------------------------------ */
+typedef struct {
+    const char *match; /* (V) 1 where the regex matched */
+    size_t n_match;
+    feat_search_row *rows;
+} logit_ctx;
+
+/* mean z-score, over matching tokens, of each feature's logit-lens logits */
+static void logit_score(size_t j0, size_t nb, const float *lg, size_t V, void *user) {
+    logit_ctx *x = user;
+    for (size_t i = 0; i < nb; i++) {
+        const float *l = lg + i * V;
+        double s = 0, ss = 0, hit = 0;
+        for (size_t v = 0; v < V; v++) s += l[v], ss += (double)l[v] * l[v];
+        double mean = s / (double)V, sd = sqrt(fmax(ss / (double)V - mean * mean, 1e-30));
+        for (size_t v = 0; v < V; v++)
+            if (x->match[v]) hit += (l[v] - mean) / sd;
+        x->rows[j0 + i] = (feat_search_row){.feature = j0 + i, .logit_score = hit / (double)x->n_match};
+    }
+}
+
 static int logit_search(feat_search_result *out, const sae_model *m, data_actfile *f,
                         const feat_search_opts *o, sae_error *err) {
     if (!f->has_unembed || !f->vocab_size)
@@ -58,42 +79,22 @@ static int logit_search(feat_search_result *out, const sae_model *m, data_actfil
     regex_t re;
     int rc = compile(&re, o->regex, "--logit-regex", err);
     if (rc < 0) return rc;
-    size_t D = m->cfg.d, M = m->cfg.m, V = f->vocab_size, blk = 256, n_match = 0;
+    size_t M = m->cfg.m, V = f->vocab_size, n_match = 0;
     char **vocab = NULL;
     char *match = calloc(V, 1);
-    float *U = sae_alloc(V * D * 4), *g = malloc(D * 4), *dirs = sae_alloc(blk * D * 4);
-    float *lg = sae_alloc(blk * V * 4);
     out->rows = calloc(M, sizeof *out->rows);
-    if (!match || !U || !g || !dirs || !lg || !out->rows)
-        rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    if (!match || !out->rows) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc == SAE_OK) rc = data_actfile_read_vocab(f, &vocab, err);
     for (size_t v = 0; rc == SAE_OK && v < V; v++) n_match += (match[v] = regexec(&re, vocab[v], 0, NULL, 0) == 0);
     if (rc == SAE_OK && n_match == 0)
         rc = sae_error_set(err, SAE_ERR_ARG, "--logit-regex", "'%s' matches no token of the vocabulary", o->regex);
-    if (rc == SAE_OK) rc = data_actfile_read_f32(f, "unembed", U, V * D, err);
-    if (rc == SAE_OK && f->has_final_norm) rc = data_actfile_read_f32(f, "final_norm", g, D, err);
-    else
-        for (size_t c = 0; c < D; c++) g[c] = 1.0f;
-    for (size_t j0 = 0; rc == SAE_OK && j0 < M; j0 += blk) {
-        size_t nb = M - j0 < blk ? M - j0 : blk;
-        for (size_t i = 0; i < nb; i++)
-            for (size_t c = 0; c < D; c++) dirs[i * D + c] = m->p.W_dec[(j0 + i) * D + c] * g[c];
-        sae_gemm(0, 1, nb, V, D, 1.0f, dirs, D, U, D, 0.0f, lg, V);
-        for (size_t i = 0; i < nb; i++) {
-            const float *l = lg + i * V;
-            double s = 0, ss = 0, hit = 0;
-            for (size_t v = 0; v < V; v++) s += l[v], ss += (double)l[v] * l[v];
-            double mean = s / (double)V, sd = sqrt(fmax(ss / (double)V - mean * mean, 1e-30));
-            for (size_t v = 0; v < V; v++)
-                if (match[v]) hit += (l[v] - mean) / sd;
-            out->rows[j0 + i] = (feat_search_row){.feature = j0 + i, .logit_score = hit / (double)n_match};
-        }
-    }
+    logit_ctx ctx = {match, n_match, out->rows};
+    if (rc == SAE_OK) rc = feat__logit_lens_blocks(m, f, logit_score, &ctx, err);
     out->n = M;
     out->n_matching_tokens = n_match;
     regfree(&re);
-    if (vocab) for (size_t v = 0; v < V; v++) free(vocab[v]);
-    free(vocab), free(match), sae_free(U), free(g), sae_free(dirs), sae_free(lg);
+    if (vocab) data_h5_free_strings(vocab, V);
+    free(match);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/blas.h"
 #include "common/mem.h"
+#include "common/rng.h"
 #include "data/synth.h"
 #include "features/feat.h"
 #include "sae/io.h"
@@ -266,6 +267,63 @@ static void check_search(feat_search_kind kind) {
 static void test_search_token_regex(void **s) { (void)s; check_search(FEAT_SEARCH_TOKEN); }
 static void test_search_contrast(void **s) { (void)s; check_search(FEAT_SEARCH_CONTRAST); }
 
+/* logit lens: promoted/suppressed tokens equal a direct argmax/argmin of
+ * (W_dec[j] * final_norm) . unembed[v], computed here in double */
+static void test_logit_lens_direct(void **state) {
+    (void)state;
+    const char *p = tu_path(dir, "lens.h5");
+    size_t n = 2000, d = 8, V = 30, M = 10;
+    sae_error err = {0};
+    data_actwriter *w;
+    data_actwriter_opts o = {.d = d, .model = "t", .hook = "resid_post", .layer = 0};
+    assert_int_equal(data_actwriter_open(&w, p, &o, &err), 0);
+    float *x = malloc(n * d * 4), *U = malloc(V * d * 4), g[8];
+    int32_t *tok = malloc(n * 4);
+    sae_rng r;
+    sae_rng_seed(&r, 3, 0);
+    for (size_t i = 0; i < n * d; i++) x[i] = sae_rng_normal(&r);
+    for (size_t i = 0; i < V * d; i++) U[i] = sae_rng_normal(&r);
+    for (size_t c = 0; c < d; c++) g[c] = 0.5f + (float)c * 0.1f;
+    for (size_t i = 0; i < n; i++) tok[i] = (int32_t)(i % V);
+    char *vocab[30];
+    for (size_t v = 0; v < V; v++) vocab[v] = malloc(8), snprintf(vocab[v], 8, "t%zu", v);
+    assert_int_equal(data_actwriter_append(w, x, tok, n, &err), 0);
+    assert_int_equal(data_actwriter_set_vocab(w, (const char *const *)vocab, V, &err), 0);
+    assert_int_equal(data_actwriter_put_f32(w, "unembed", U, V, d, &err), 0);
+    assert_int_equal(data_actwriter_put_f32(w, "final_norm", g, d, 0, &err), 0);
+    assert_int_equal(data_actwriter_finish(w, &err), 0);
+    data_actfile *f;
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    sae_config c = {.arch = SAE_ARCH_TOPK, .d = d, .m = M, .k = 3};
+    sae_model m;
+    assert_int_equal(sae_model_init(&m, &c, 512, 0, &err), 0);
+    sae_model_init_params(&m, 5);
+    feat_opts fo = feat_default_opts();
+    fo.batch = 512;
+    feat_dict *fd;
+    assert_int_equal(feat_build(&fd, &m, 1.0, f, &fo, NULL, NULL, &err), 0);
+    assert_true(fd->has_lens);
+    for (size_t j = 0; j < M; j++) {
+        double best = -1e300, worst = 1e300;
+        int32_t bi = -1, wi = -1;
+        for (size_t v = 0; v < V; v++) {
+            double l = 0;
+            for (size_t k = 0; k < d; k++) l += (double)m.p.W_dec[j * d + k] * g[k] * U[v * d + k];
+            if (l > best) best = l, bi = (int32_t)v;
+            if (l < worst) worst = l, wi = (int32_t)v;
+        }
+        assert_int_equal(fd->lens_up_id[j * FEAT_LENS], bi);
+        assert_int_equal(fd->lens_down_id[j * FEAT_LENS], wi);
+        assert_true(fabs(fd->lens_up[j * FEAT_LENS] - best) < 1e-4 * (1 + fabs(best)));
+        assert_true(fd->lens_up[j * FEAT_LENS + 1] <= fd->lens_up[j * FEAT_LENS]); /* sorted */
+    }
+    for (size_t v = 0; v < V; v++) free(vocab[v]);
+    free(x), free(U), free(tok);
+    feat_free(fd);
+    sae_model_free(&m);
+    data_actfile_close(f);
+}
+
 static void test_auroc_bins(void **state) {
     (void)state;
     uint64_t pos[4] = {0, 0, 1, 3}, neg[4] = {2, 2, 0, 0}; /* perfectly separated */
@@ -279,6 +337,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_text),
         cmocka_unit_test(test_auroc_bins),
+        cmocka_unit_test(test_logit_lens_direct),
         cmocka_unit_test(test_search_token_regex),
         cmocka_unit_test(test_search_contrast),
         cmocka_unit_test(test_matches_brute_force),
