@@ -51,6 +51,10 @@ for c in demo synth train eval info; do
 done
 "$SAE" help train | grep -q -- "--checkpoint-every" && ok || bad "sae help train"
 
+# the README's first command runs the demo; a small one here
+"$SAE" demo --out-dir "$T/demo" --n 40000 >"$T/out" 2>"$T/err" && grep -q '"mmcs"' "$T/out" &&
+    [ -f "$T/demo/sae.h5" ] && ok || bad "demo: $(tail -3 "$T/err")"
+
 # --- config files -------------------------------------------------------------
 printf '[train]\nlatents = 32\nbogus_key = 1\n' >"$T/bad.ini"
 expect 2 "bad.ini:3: unknown key 'bogus_key'" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --config "$T/bad.ini"
