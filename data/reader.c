@@ -46,17 +46,15 @@ struct data_reader {
 };
 
 data_reader_params data_reader_default_params(void) {
-    data_reader_params p = {.buffer_rows = 262144, .seed = 0, .skip_nonfinite = 0, .shuffle = 1};
+    data_reader_params p = {.buffer_rows = 262144, .seed = 0, .skip_nonfinite = 0};
     return p;
 }
 
 static void make_block_perm(data_reader *r, uint64_t epoch) {
     for (size_t i = 0; i < r->n_blocks; i++) r->block_perm[i] = (uint32_t)i;
-    if (r->p.shuffle) {
-        sae_rng g;
-        sae_rng_seed(&g, r->p.seed, STREAM_EPOCH(epoch));
-        sae_rng_shuffle_u32(&g, r->block_perm, r->n_blocks);
-    }
+    sae_rng g;
+    sae_rng_seed(&g, r->p.seed, STREAM_EPOCH(epoch));
+    sae_rng_shuffle_u32(&g, r->block_perm, r->n_blocks);
     r->perm_epoch = epoch;
 }
 
@@ -95,11 +93,9 @@ static void load_window(data_reader *r, window_slot *s, uint64_t epoch, uint64_t
     }
     s->n = n;
     for (size_t i = 0; i < n; i++) s->order[i] = (uint32_t)i;
-    if (r->p.shuffle) {
-        sae_rng g;
-        sae_rng_seed(&g, r->p.seed, STREAM_WINDOW(epoch, window));
-        sae_rng_shuffle_u32(&g, s->order, n);
-    }
+    sae_rng g;
+    sae_rng_seed(&g, r->p.seed, STREAM_WINDOW(epoch, window));
+    sae_rng_shuffle_u32(&g, s->order, n);
     s->epoch = epoch;
     s->window = window;
 }

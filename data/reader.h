@@ -34,7 +34,6 @@ typedef struct data_reader_params {
     size_t buffer_rows;  /* rows held in memory in all (two halves) */
     uint64_t seed;
     int skip_nonfinite;  /* drop NaN/Inf rows instead of failing */
-    int shuffle;         /* 0: file order, for evaluation-style passes */
 } data_reader_params;
 
 typedef struct data_stream_pos {

@@ -112,6 +112,35 @@ static void update(pass_state *s, size_t j, int64_t row, float v, int32_t tok) {
     if (s->has_tokens) sketch_add(s, j, tok, v);
 }
 
+void feat__each_code(const sae_model *m, size_t n, uint32_t *start, uint32_t *entry,
+                     feat__code_visit visit, void *user) {
+    size_t M = m->cfg.m;
+    if (m->cfg.arch == SAE_ARCH_TOPK) {
+        size_t S = m->S; /* encode leaves the AuxK slots empty: only main slots are indexed */
+        sae_latent_index_build(start, entry, m->idx, m->val, n, M, S);
+#pragma omp parallel for schedule(dynamic, 64)
+        for (size_t j = 0; j < M; j++)
+            for (uint32_t t = start[j]; t < start[j + 1]; t++) visit(j, entry[t] / S, m->val[entry[t]], user);
+    } else {
+        const float *z = m->pre; /* relu codes, (n, M) */
+#pragma omp parallel for schedule(dynamic, 64)
+        for (size_t j = 0; j < M; j++)
+            for (size_t b = 0; b < n; b++)
+                if (z[b * M + j] > 0.0f) visit(j, b, z[b * M + j], user);
+    }
+}
+
+typedef struct {
+    pass_state *s;
+    const int64_t *rowid; /* block row -> data row */
+    const int32_t *tok;   /* block row -> token, or NULL */
+} block_ctx;
+
+static void update_code(size_t j, size_t b, float v, void *user) {
+    block_ctx *c = user;
+    update(c->s, j, c->rowid[b], v, c->tok ? c->tok[b] : -1);
+}
+
 static int cmp_desc_val_row(const void *a, const void *b) {
     const struct { float v; int64_t r; } *x = a, *y = b;
     if (x->v != y->v) return x->v > y->v ? -1 : 1;
@@ -354,24 +383,8 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
         }
         if (n == 0) continue;
         sae_model_encode(m, x, n);
-        if (m->cfg.arch == SAE_ARCH_TOPK) {
-            size_t S = m->S;
-            sae_latent_index_build(lat_start, lat_entry, m->idx, m->val, n, M, S);
-#pragma omp parallel for schedule(dynamic, 64)
-            for (size_t j = 0; j < M; j++)
-                for (uint32_t t = lat_start[j]; t < lat_start[j + 1]; t++) {
-                    uint32_t e = lat_entry[t];
-                    if (e % S >= m->cfg.k) continue; /* main slots only */
-                    size_t b = e / S;
-                    update(&s, j, rowid[b], m->val[e], s.has_tokens ? tok[b] : -1);
-                }
-        } else {
-            const float *z = m->pre; /* relu codes, (n, M) */
-#pragma omp parallel for schedule(dynamic, 64)
-            for (size_t j = 0; j < M; j++)
-                for (size_t b = 0; b < n; b++)
-                    if (z[b * M + j] > 0.0f) update(&s, j, rowid[b], z[b * M + j], s.has_tokens ? tok[b] : -1);
-        }
+        block_ctx bctx = {&s, rowid, s.has_tokens ? tok : NULL};
+        feat__each_code(m, n, lat_start, lat_entry, update_code, &bctx);
         fd->n_tokens += n;
         if (cb) cb(r0 + cnt, f->n, user);
     }

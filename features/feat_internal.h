@@ -13,4 +13,12 @@ typedef void (*feat__lens_visit)(size_t j0, size_t nb, const float *logits, size
 int feat__logit_lens_blocks(const sae_model *m, data_actfile *f, feat__lens_visit visit, void *user,
                             sae_error *err);
 
+/* Visits every active code of the last sae_model_encode on n rows as
+ * (latent j, row b, value v): latents in parallel, each latent's rows in
+ * order, so per-latent accumulators need no locks and give the same result
+ * for any thread count. start (M + 1) and entry (n * S) are scratch for topk. */
+typedef void (*feat__code_visit)(size_t j, size_t b, float v, void *user);
+void feat__each_code(const sae_model *m, size_t n, uint32_t *start, uint32_t *entry,
+                     feat__code_visit visit, void *user);
+
 #endif

@@ -20,35 +20,28 @@
 #include "data/h5.h"
 #include "features/feat_internal.h"
 
-static int put_i64_2d(hid_t h, const char *name, const int64_t *d, size_t rows, size_t cols,
-                      const char *path, sae_error *err) {
+/* An integer dataset [rows] (cols = 0) or [rows, cols], created with its groups. */
+static int put_int(hid_t h, const char *name, hid_t filetype, hid_t memtype, const void *d, size_t rows,
+                   size_t cols, const char *path, sae_error *err) {
     hsize_t dims[2] = {rows, cols};
     hid_t sp = H5Screate_simple(cols ? 2 : 1, dims, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t ds = H5Dcreate2(h, name, H5T_STD_I64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, d) : -1;
+    hid_t ds = H5Dcreate2(h, name, filetype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds >= 0 ? H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, d) : -1;
     if (ds >= 0) H5Dclose(ds);
     H5Pclose(lcpl), H5Sclose(sp);
     return rc < 0 ? sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s", name) : SAE_OK;
 }
 
+static int put_i64_2d(hid_t h, const char *name, const int64_t *d, size_t rows, size_t cols,
+                      const char *path, sae_error *err) {
+    return put_int(h, name, H5T_STD_I64LE, H5T_NATIVE_INT64, d, rows, cols, path, err);
+}
+
 static int put_i32_2d(hid_t h, const char *name, const int32_t *d, size_t rows, size_t cols,
                       const char *path, sae_error *err) {
-    int64_t *w = malloc(rows * cols * sizeof *w);
-    if (!w) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
-    for (size_t i = 0; i < rows * cols; i++) w[i] = d[i];
-    /* stored as int32 */
-    hsize_t dims[2] = {rows, cols};
-    hid_t sp = H5Screate_simple(2, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t ds = H5Dcreate2(h, name, H5T_STD_I32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) : -1;
-    if (ds >= 0) H5Dclose(ds);
-    H5Pclose(lcpl), H5Sclose(sp);
-    free(w);
-    return rc < 0 ? sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s", name) : SAE_OK;
+    return put_int(h, name, H5T_STD_I32LE, H5T_NATIVE_INT32, d, rows, cols, path, err);
 }
 
 static int put_f32_2d(hid_t h, const char *name, const float *d, size_t rows, size_t cols,

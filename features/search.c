@@ -9,7 +9,6 @@
 #include "common/mem.h"
 #include "data/h5.h"
 #include "features/feat_internal.h"
-#include "sae/kernels.h"
 
 #define NB (FEAT_SEARCH_BINS + 1) /* bin 0 holds zeros */
 
@@ -110,6 +109,16 @@ static void acc_add(class_acc *a, size_t j, int c, float v) {
     a->sum[c][j] += v;
     a->sumsq[c][j] += (double)v * v;
     a->hist[c][j * NB + (size_t)search_bin(v)]++;
+}
+
+typedef struct {
+    class_acc *a;
+    const int8_t *cls; /* block row -> class */
+} acc_block;
+
+static void acc_code(size_t j, size_t b, float v, void *user) {
+    acc_block *k = user;
+    acc_add(k->a, j, k->cls[b], v);
 }
 
 /* Class of every row: 1 positive, 0 negative, -1 not counted. */
@@ -252,19 +261,8 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         }
         if (!n) continue;
         sae_model_encode(m, x, n);
-        if (m->cfg.arch == SAE_ARCH_TOPK) {
-            size_t S = m->S;
-            sae_latent_index_build(start, entry, m->idx, m->val, n, M, S);
-#pragma omp parallel for schedule(dynamic, 64)
-            for (size_t j = 0; j < M; j++)
-                for (uint32_t t = start[j]; t < start[j + 1]; t++)
-                    if (entry[t] % S < m->cfg.k) acc_add(&a, j, bc[entry[t] / S], m->val[entry[t]]);
-        } else {
-#pragma omp parallel for schedule(dynamic, 64)
-            for (size_t j = 0; j < M; j++)
-                for (size_t b = 0; b < n; b++)
-                    if (m->pre[b * M + j] > 0.0f) acc_add(&a, j, bc[b], m->pre[b * M + j]);
-        }
+        acc_block blk = {&a, bc};
+        feat__each_code(m, n, start, entry, acc_code, &blk);
     }
     if (rc == SAE_OK) {
         out->rows = calloc(M, sizeof *out->rows);

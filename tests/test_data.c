@@ -111,7 +111,7 @@ static void test_stream_covers_file(void **state) {
     data_actfile *f;
     sae_error err = {0};
     assert_int_equal(data_actfile_open(&f, p, &err), 0);
-    data_reader_params rp = {.buffer_rows = 512, .seed = 11, .shuffle = 1};
+    data_reader_params rp = {.buffer_rows = 512, .seed = 11};
     data_reader *r;
     assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
     long *ids = malloc(2 * n * sizeof(long));
@@ -160,7 +160,7 @@ static void test_stream_deterministic_and_resumable(void **state) {
     data_actfile *f;
     sae_error err = {0};
     assert_int_equal(data_actfile_open(&f, p, &err), 0);
-    data_reader_params rp = {.buffer_rows = 400, .seed = 5, .shuffle = 1};
+    data_reader_params rp = {.buffer_rows = 400, .seed = 5};
     long a[4000], b[4000], c[4000];
     data_reader *r;
     assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
@@ -200,7 +200,7 @@ static void test_nonfinite_rows(void **state) {
     assert_int_equal(count, 3);
     assert_int_equal(first, 5);
     /* skipping: an epoch holds exactly the finite rows */
-    data_reader_params rp = {.buffer_rows = 400, .seed = 1, .skip_nonfinite = 1, .shuffle = 1};
+    data_reader_params rp = {.buffer_rows = 400, .seed = 1, .skip_nonfinite = 1};
     data_reader *r;
     assert_int_equal(data_reader_open(&r, f, &rp, NULL, &err), 0);
     long ids[997];

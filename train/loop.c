@@ -91,7 +91,7 @@ static int init_from_sample(const train_params *p, data_actfile *f, train__state
     /* a shuffled stream of its own (different seed), so the sample is spread
      * over the file and does not overlap the first training batches' order */
     data_reader_params rp = {.buffer_rows = p->buffer_rows, .seed = p->seed ^ 0x1d17ULL,
-                             .skip_nonfinite = p->skip_nonfinite, .shuffle = 1};
+                             .skip_nonfinite = p->skip_nonfinite};
     data_reader *r = NULL;
     int rc = data_reader_open(&r, f, &rp, NULL, err);
     if (rc == SAE_OK) rc = data_reader_next(r, x, n, err);
@@ -201,7 +201,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
         goto done;
     }
     data_reader_params rp = {.buffer_rows = p.buffer_rows, .seed = p.seed,
-                             .skip_nonfinite = p.skip_nonfinite, .shuffle = 1};
+                             .skip_nonfinite = p.skip_nonfinite};
     if (rc == SAE_OK) rc = data_reader_open(&reader, f, &rp, &s.pos, err);
     if (rc < 0) goto done;
     if (obs && obs->on_start) obs->on_start(&p, &s.model, s.input_scale, s.step, total_steps, obs->user);

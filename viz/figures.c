@@ -59,12 +59,8 @@ static void colorbar(viz_canvas *c, double x, double y, double w, double h, viz_
     if (title) viz_text(c, x + w + 40, y + h / 2, title, AXIS_PT, VIZ_BLACK, VIZ_CENTER, 1);
 }
 
-/* a title, wrapped to the width if needed (one extra line at most) */
-static double draw_title(viz_canvas *c, double cx, double y, double width, const char *title) {
-    if (!title) return 0;
+static void draw_title(viz_canvas *c, double cx, double y, const char *title) {
     viz_text(c, cx, y, title, TITLE_PT, VIZ_BLACK, VIZ_CENTER, 0);
-    (void)width;
-    return TITLE_PT + 10;
 }
 
 int viz_render_heatmap(const viz_heatmap *h, const char *path, const viz_render_opts *o, sae_error *err) {
@@ -87,7 +83,7 @@ int viz_render_heatmap(const viz_heatmap *h, const char *path, const viz_render_
     double W = fmax(left + pw + right, 360), H = top + ph + bottom;
     viz_canvas *c;
     if ((rc = viz_canvas_new(&c, W, H, o->scale, o->font, err)) < 0) return rc;
-    if (h->title) draw_title(c, W / 2, 16 + TITLE_PT, W, h->title);
+    if (h->title) draw_title(c, W / 2, 16 + TITLE_PT, h->title);
     double span = h->vmax - h->vmin;
     for (size_t i = 0; i < h->rows; i++)
         for (size_t j = 0; j < h->cols; j++) {
@@ -124,7 +120,7 @@ int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts
     viz_canvas *c;
     int rc = viz_canvas_new(&c, W, H, o->scale, o->font, err);
     if (rc < 0) return rc;
-    if (l->title) draw_title(c, W / 2, 16 + TITLE_PT, W, l->title);
+    if (l->title) draw_title(c, W / 2, 16 + TITLE_PT, l->title);
     for (size_t p = 0; p < l->n_panels; p++) {
         const viz_panel *pn = &l->panels[p];
         double y0 = top + (ph + gap) * (double)p;
@@ -223,7 +219,7 @@ int viz_render_bars(const viz_bars *b, const char *path, const viz_render_opts *
     viz_canvas *c;
     int rc = viz_canvas_new(&c, W, H, o->scale, o->font, err);
     if (rc < 0) return rc;
-    if (b->title) draw_title(c, W / 2, 16 + TITLE_PT, W, b->title);
+    if (b->title) draw_title(c, W / 2, 16 + TITLE_PT, b->title);
     double xmin = b->edges[0], xmax = b->edges[b->n], ymax = 0;
     for (size_t i = 0; i < b->n; i++) ymax = fmax(ymax, b->counts[i]);
     if (!(xmax > xmin)) xmax = xmin + 1;
@@ -291,7 +287,7 @@ int viz_render_text(const viz_shaded_text *t, const char *path, const viz_render
     double W = width + 2 * margin, H = top + y + line_h + 70 + (t->caption ? CAPTION_PT + 10 : 0);
     viz_canvas *c;
     if ((rc = viz_canvas_new(&c, W, H, o->scale, o->font, err)) == SAE_OK) {
-        if (t->title) draw_title(c, W / 2, margin + TITLE_PT, W, t->title);
+        if (t->title) draw_title(c, W / 2, margin + TITLE_PT, t->title);
         for (size_t i = 0; i < t->n; i++) {
             double v = t->vmax > 0 ? t->values[i] / t->vmax : 0;
             v = v < 0 ? 0 : v > 1 ? 1 : v;
