@@ -112,24 +112,6 @@ static void update(pass_state *s, size_t j, int64_t row, float v, int32_t tok) {
     if (s->has_tokens) sketch_add(s, j, tok, v);
 }
 
-void feat__each_code(const sae_model *m, size_t n, uint32_t *start, uint32_t *entry,
-                     feat__code_visit visit, void *user) {
-    size_t M = m->cfg.m;
-    if (m->cfg.arch == SAE_ARCH_TOPK) {
-        size_t S = m->S; /* encode leaves the AuxK slots empty: only main slots are indexed */
-        sae_latent_index_build(start, entry, m->idx, m->val, n, M, S);
-#pragma omp parallel for schedule(dynamic, 64)
-        for (size_t j = 0; j < M; j++)
-            for (uint32_t t = start[j]; t < start[j + 1]; t++) visit(j, entry[t] / S, m->val[entry[t]], user);
-    } else {
-        const float *z = m->pre; /* relu codes, (n, M) */
-#pragma omp parallel for schedule(dynamic, 64)
-        for (size_t j = 0; j < M; j++)
-            for (size_t b = 0; b < n; b++)
-                if (z[b * M + j] > 0.0f) visit(j, b, z[b * M + j], user);
-    }
-}
-
 typedef struct {
     pass_state *s;
     const int64_t *rowid; /* block row -> data row */
