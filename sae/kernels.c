@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 void sae_sub_bias_forward(float *xc, const float *x, const float *b, size_t B, size_t D) {
 #pragma omp parallel for schedule(static)
@@ -11,68 +14,116 @@ void sae_sub_bias_forward(float *xc, const float *x, const float *b, size_t B, s
 }
 
 /* --- TopK selection ------------------------------------------------------
- * A min-heap of the K best (value, index) pairs seen so far; a candidate
- * replaces the root when it is strictly better. "Better" is the larger value,
- * then the smaller index, so the result is independent of scan details. */
-static inline int better(float va, int32_t ia, float vb, int32_t ib) {
-    return va > vb || (va == vb && ia < ib);
+ * Per row, ReLU(pre + b) is scanned in blocks of 16 and only values above a
+ * threshold t go into a small candidate buffer. t starts at 0 (ReLU zeros never
+ * enter). When the buffer is full, a quickselect keeps its K best and t
+ * becomes the K-th best value, so after the first few hundred latents almost
+ * every block is rejected by one vector max and one compare. "Better" is the
+ * larger value, then the smaller index; since candidates arrive in increasing
+ * index order, "v > t" admits exactly the candidates that can still make the
+ * K best. The buffer holds at least 2K + one block, so each compaction drops
+ * at least K entries and the work stays linear in the row. */
+#define TOPK_BLOCK 16
+
+static inline int better(sae_topk_pair a, sae_topk_pair b) {
+    return (a.v > b.v) | ((a.v == b.v) & (a.j < b.j)); /* no branches: see select_best */
 }
 
-static inline void heap_sift_down(float *hv, int32_t *hi, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && better(hv[w], hi[w], hv[l], hi[l])) w = l;
-        if (r < n && better(hv[w], hi[w], hv[r], hi[r])) w = r;
-        if (w == i) return;
-        float tv = hv[i];
-        int32_t ti = hi[i];
-        hv[i] = hv[w];
-        hi[i] = hi[w];
-        hv[w] = tv;
-        hi[w] = ti;
-        i = w;
+static inline void pair_swap(sae_topk_pair *a, sae_topk_pair *b) {
+    sae_topk_pair t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorders p[0..n) so that p[0..K) are its K best (0 < K <= n, pairs distinct
+ * because indices are): Hoare's quickselect with a median-of-three pivot. */
+static void select_best(sae_topk_pair *p, size_t n, size_t K) {
+    size_t lo = 0, hi = n, want = K - 1;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (better(p[mid], p[lo])) pair_swap(&p[mid], &p[lo]);
+        if (better(p[hi - 1], p[lo])) pair_swap(&p[hi - 1], &p[lo]);
+        if (better(p[hi - 1], p[mid])) pair_swap(&p[hi - 1], &p[mid]);
+        pair_swap(&p[mid], &p[hi - 1]); /* pivot (the median) parked at the end */
+        sae_topk_pair piv = p[hi - 1];
+        /* branch-free partition: whether an entry beats the pivot is a coin
+         * toss, and mispredicted branches used to cost more than the moves */
+        size_t store = lo;
+        for (size_t i = lo; i + 1 < hi; i++) {
+            sae_topk_pair x = p[i];
+            int b = better(x, piv);
+            p[i] = p[store];
+            p[store] = x;
+            store += (size_t)b;
+        }
+        pair_swap(&p[store], &p[hi - 1]); /* pivot at its rank */
+        if (store == want) return;
+        if (want < store) hi = store;
+        else lo = store + 1;
     }
 }
 
-#define TOPK_BLOCK 16
+size_t sae_topk_scratch_len(size_t K) { return 2 * K + 2 * TOPK_BLOCK; }
+
+/* v[i] = ReLU(p[i] + b[i]) for one full block; returns a mask with bit i set
+ * when v[i] > t. NaN counts as 0 both ways (max and the scalar test return 0). */
+static inline unsigned block_above(float *v, const float *p, const float *b, float t) {
+#if defined(__AVX512F__)
+    __m512 x = _mm512_max_ps(_mm512_add_ps(_mm512_loadu_ps(p), _mm512_loadu_ps(b)),
+                             _mm512_setzero_ps());
+    _mm512_storeu_ps(v, x);
+    return _mm512_cmp_ps_mask(x, _mm512_set1_ps(t), _CMP_GT_OQ);
+#else
+    unsigned mask = 0;
+    for (size_t i = 0; i < TOPK_BLOCK; i++) {
+        float x = p[i] + b[i];
+        v[i] = x > 0.0f ? x : 0.0f;
+        mask |= (unsigned)(v[i] > t) << i;
+    }
+    return mask;
+#endif
+}
+
 static void topk_row(int32_t *idx, float *val, const float *pre, const float *b_enc,
-                     const int32_t *cand, size_t n, size_t K) {
-    size_t kk = K < n ? K : n, filled = 0;
-    for (size_t c0 = 0; c0 < n; c0 += TOPK_BLOCK) {
+                     const int32_t *cand, size_t n, size_t K, sae_topk_pair *buf) {
+    size_t kk = K < n ? K : n, cap = sae_topk_scratch_len(kk), nb = 0;
+    float t = 0.0f;
+    for (size_t c0 = 0; c0 < n && kk > 0; c0 += TOPK_BLOCK) {
         size_t cn = n - c0 < TOPK_BLOCK ? n - c0 : TOPK_BLOCK;
-        float v[TOPK_BLOCK], vmax = 0.0f;
-        /* a vectorisable block of ReLU(pre + b); most blocks of a full heap hold
-         * nothing above its minimum and are skipped whole */
+        float v[TOPK_BLOCK];
+        unsigned mask = 0;
         if (!cand && cn == TOPK_BLOCK) {
-            const float *p = pre + c0, *b = b_enc + c0;
-            for (size_t i = 0; i < TOPK_BLOCK; i++) {
-                float x = p[i] + b[i];
-                v[i] = x > 0.0f ? x : 0.0f;
-            }
-#pragma omp simd reduction(max : vmax)
-            for (size_t i = 0; i < TOPK_BLOCK; i++) vmax = v[i] > vmax ? v[i] : vmax;
+            mask = block_above(v, pre + c0, b_enc + c0, t);
         } else {
             for (size_t i = 0; i < cn; i++) {
                 int32_t j = cand ? cand[c0 + i] : (int32_t)(c0 + i);
                 float x = pre[j] + b_enc[j];
                 v[i] = x > 0.0f ? x : 0.0f;
-                vmax = v[i] > vmax ? v[i] : vmax;
+                mask |= (unsigned)(v[i] > t) << i;
             }
         }
-        if (filled == kk && vmax < val[0]) continue;
-        for (size_t i = 0; i < cn; i++) {
-            int32_t j = cand ? cand[c0 + i] : (int32_t)(c0 + i);
-            if (filled < kk) {
-                val[filled] = v[i];
-                idx[filled] = j;
-                if (++filled == kk)
-                    for (size_t h = kk / 2; h-- > 0;) heap_sift_down(val, idx, kk, h);
-            } else if (better(v[i], j, val[0], idx[0])) {
-                val[0] = v[i];
-                idx[0] = j;
-                heap_sift_down(val, idx, kk, 0);
-            }
+        for (; mask; mask &= mask - 1) {
+            unsigned i = (unsigned)__builtin_ctz(mask);
+            buf[nb++] = (sae_topk_pair){v[i], cand ? cand[c0 + i] : (int32_t)(c0 + i)};
         }
+        if (nb + TOPK_BLOCK > cap) {
+            select_best(buf, nb, kk);
+            nb = kk;
+            t = buf[kk - 1].v;
+        }
+    }
+    if (nb > kk) select_best(buf, nb, kk), nb = kk;
+    for (size_t s = 0; s < nb; s++) {
+        idx[s] = buf[s].j;
+        val[s] = buf[s].v;
+    }
+    /* fewer than kk positive values: the best of the rest are zeros, lowest
+     * index first (t never rose, so every positive value is already in) */
+    for (size_t c = 0, s = nb; s < kk; c++) {
+        int32_t j = cand ? cand[c] : (int32_t)c;
+        if (pre[j] + b_enc[j] > 0.0f) continue;
+        idx[s] = j;
+        val[s++] = 0.0f;
     }
     for (size_t s = kk; s < K; s++) {
         idx[s] = -1;
@@ -81,10 +132,17 @@ static void topk_row(int32_t *idx, float *val, const float *pre, const float *b_
 }
 
 void sae_topk_forward(int32_t *idx, float *val, const float *pre, const float *b_enc,
-                      const int32_t *cand, size_t n_cand, size_t B, size_t M, size_t S, size_t K) {
-    size_t n = cand ? n_cand : M;
+                      const int32_t *cand, size_t n_cand, size_t B, size_t M, size_t S, size_t K,
+                      sae_topk_pair *scratch) {
+    size_t n = cand ? n_cand : M, len = sae_topk_scratch_len(K);
+    /* rows split into SAE_TOPK_SLOTS fixed chunks, each with its own scratch,
+     * whatever the number of threads */
 #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < B; r++) topk_row(idx + r * S, val + r * S, pre + r * M, b_enc, cand, n, K);
+    for (size_t c = 0; c < SAE_TOPK_SLOTS; c++) {
+        size_t r0 = B * c / SAE_TOPK_SLOTS, r1 = B * (c + 1) / SAE_TOPK_SLOTS;
+        for (size_t r = r0; r < r1; r++)
+            topk_row(idx + r * S, val + r * S, pre + r * M, b_enc, cand, n, K, scratch + c * len);
+    }
 }
 
 /* --- sparse decode: out = val @ W_dec over the selected rows -------------- */

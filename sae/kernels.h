@@ -25,13 +25,22 @@
 void sae_sub_bias_forward(float *xc, const float *x, const float *b, size_t B, size_t D);
 
 /* TopK over ReLU: for each row keep the K largest values of max(pre + b_enc, 0)
- * among candidate latents cand (n_cand of them; cand NULL = all M).
- * Writes idx/val at row stride S (K <= S). Ties keep the lower latent index.
- * Slots beyond min(K, n_cand) get idx -1, val 0. Non-differentiable selection:
- * its backward is the gather/scatter of sae_sparse_decode_* and
- * sae_latent_scatter_backward. */
+ * among candidate latents cand (n_cand of them, in increasing order; cand NULL
+ * = all M). Writes idx/val at row stride S (K <= S), in no particular order.
+ * Ties keep the lower latent index, so a row with fewer than K positive values
+ * is completed with zeros at its lowest zero-valued latents. Slots beyond
+ * min(K, n_cand) get idx -1, val 0. scratch holds SAE_TOPK_SLOTS *
+ * sae_topk_scratch_len(K) pairs. Non-differentiable selection: its backward is
+ * the gather/scatter of sae_sparse_decode_* and sae_latent_scatter_backward. */
+typedef struct sae_topk_pair {
+    float v;
+    int32_t j;
+} sae_topk_pair;
+#define SAE_TOPK_SLOTS 64
+size_t sae_topk_scratch_len(size_t K);
 void sae_topk_forward(int32_t *idx, float *val, const float *pre, const float *b_enc,
-                      const int32_t *cand, size_t n_cand, size_t B, size_t M, size_t S, size_t K);
+                      const int32_t *cand, size_t n_cand, size_t B, size_t M, size_t S, size_t K,
+                      sae_topk_pair *scratch);
 
 /* out (B,D) = sum over slots s in [0,K) of val[b,s] * W_dec[idx[b,s]] (+ bias (D) if not NULL) */
 void sae_sparse_decode_forward(float *out, const int32_t *idx, const float *val, const float *W_dec,

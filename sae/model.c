@@ -85,6 +85,7 @@ static size_t ws_items(sae_model *m, ws_item *it) {
         WS(dval, cap * S);
         WS(lat_start, M + 1);
         WS(lat_entry, cap * S);
+        WS(topk_scratch, SAE_TOPK_SLOTS * sae_topk_scratch_len(S));
     } else {
         WS(dz, cap * M);
         WS(dec_norm, M);
@@ -179,7 +180,7 @@ static void encode_pre(sae_model *m, const float *x, size_t B) {
 static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *dead,
                          size_t n_dead, sae_loss *out) {
     size_t D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;
-    sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, M, S, K);
+    sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, M, S, K, m->topk_scratch);
     sae_sparse_decode_forward(m->xhat, m->idx, m->val, m->p.W_dec, m->p.b_dec, B, D, S, K);
     out->sse = sae_residual(m->err, m->xhat, x, B, D);
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
@@ -200,7 +201,8 @@ static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *
         size_t ka = n_dead < aux_k ? n_dead : aux_k;
         m->n_aux = ka;
         m->aux_weight = m->cfg.aux_coef * (float)fmin((double)n_dead / (double)aux_k, 1.0);
-        sae_topk_forward(m->idx + K, m->val + K, m->pre, m->p.b_enc, dead, n_dead, B, M, S, ka);
+        sae_topk_forward(m->idx + K, m->val + K, m->pre, m->p.b_enc, dead, n_dead, B, M, S, ka,
+                         m->topk_scratch);
         sae_sparse_decode_forward(m->ehat, m->idx + K, m->val + K, m->p.W_dec, NULL, B, D, S, ka);
         /* target r = x - xhat = -err; ehat - r = ehat + err (dehat holds it for now) */
         double aux_sse = 0.0;
@@ -265,7 +267,8 @@ void sae_model_encode(sae_model *m, const float *x, size_t B) {
     encode_pre(m, x, B);
     if (m->cfg.arch == SAE_ARCH_TOPK) {
         size_t K = m->cfg.k, S = m->S;
-        sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, m->cfg.m, S, K);
+        sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, m->cfg.m, S, K,
+                         m->topk_scratch);
         for (size_t r = 0; r < B; r++)
             for (size_t s = K; s < S; s++) m->idx[r * S + s] = -1, m->val[r * S + s] = 0.0f;
     } else {

@@ -104,6 +104,7 @@ typedef struct sae_model {
     float *dehat;       /* (cap, D) */
     uint32_t *lat_start;/* (M + 1) latent index */
     uint32_t *lat_entry;/* (cap * S) */
+    struct sae_topk_pair *topk_scratch; /* topk selection buffers */
     float *dpre_sum;    /* (M) */
     float *dz;          /* (cap, M) relu */
     float *dec_norm;    /* (M) relu */

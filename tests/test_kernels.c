@@ -58,36 +58,60 @@ static int cmp_vi(const void *a, const void *b) {
     return x->j < y->j ? -1 : 1;
 }
 
+/* Brute-force reference: sort all candidates by (value desc, index asc). */
+static void check_topk_row(const float *pre, const float *bias, const int32_t *cand, size_t n,
+                           const int32_t *idx, const float *val, size_t K) {
+    vi *all = malloc(n * sizeof *all), *got = malloc(K * sizeof *got);
+    for (size_t c = 0; c < n; c++) {
+        int32_t j = cand ? cand[c] : (int32_t)c;
+        all[c] = (vi){fmaxf(pre[j] + bias[j], 0), j};
+    }
+    qsort(all, n, sizeof *all, cmp_vi);
+    size_t kk = K < n ? K : n;
+    for (size_t s = 0; s < kk; s++) got[s] = (vi){val[s], idx[s]};
+    qsort(got, kk, sizeof *got, cmp_vi);
+    for (size_t s = 0; s < kk; s++) {
+        assert_float_equal(got[s].v, all[s].v, 0);
+        assert_int_equal(got[s].j, all[s].j);
+    }
+    for (size_t s = kk; s < K; s++) assert_int_equal(idx[s], -1);
+    free(all);
+    free(got);
+}
+
 static void test_topk_matches_sort(void **state) {
     (void)state;
-    size_t B = 7, M = 50, K = 6, S = 8;
-    float *pre = malloc(B * M * 4), *bias = calloc(M, 4), val[7 * 8];
-    int32_t idx[7 * 8];
+    /* M large enough for many buffer compactions; K from 1 up to more than
+     * the row's positive values; ties, all-negative rows, NaN, sorted rows
+     * (every latent beats the threshold: worst case for the filter) */
+    size_t B = 12, M = 3001, S = 300, Ks[] = {1, 6, 32, 300};
+    float *pre = malloc(B * M * 4), *bias = malloc(M * 4), *val = malloc(B * S * 4);
+    int32_t *idx = malloc(B * S * 4);
+    sae_topk_pair *scratch = malloc(SAE_TOPK_SLOTS * sae_topk_scratch_len(S) * sizeof *scratch);
     fill_normal(pre, B * M, 1, 4);
-    /* plant ties and all-negative rows */
-    pre[0 * M + 3] = pre[0 * M + 9] = pre[0 * M + 11] = 5.0f;
+    fill_normal(bias, M, 0.1f, 5);
+    for (size_t j = 0; j < M; j += 7) pre[0 * M + j] = 5.0f - bias[j]; /* 429 exact ties */
     for (size_t j = 0; j < M; j++) pre[2 * M + j] = -1.0f - (float)j;
-    for (size_t j = 0; j < M; j++) pre[3 * M + j] = j < 3 ? 1.0f : -1.0f;
-    sae_topk_forward(idx, val, pre, bias, NULL, 0, B, M, S, K);
-    for (size_t r = 0; r < B; r++) {
-        vi all[50];
-        for (size_t j = 0; j < M; j++) all[j] = (vi){fmaxf(pre[r * M + j], 0), (int32_t)j};
-        qsort(all, M, sizeof *all, cmp_vi);
-        vi got[6];
-        for (size_t s = 0; s < K; s++) got[s] = (vi){val[r * S + s], idx[r * S + s]};
-        qsort(got, K, sizeof *got, cmp_vi);
-        for (size_t s = 0; s < K; s++) {
-            assert_float_equal(got[s].v, all[s].v, 0);
-            assert_int_equal(got[s].j, all[s].j);
+    for (size_t j = 0; j < M; j++) pre[3 * M + j] = (j % 500 == 0 ? 1.0f : -1.0f) - bias[j];
+    for (size_t j = 0; j < M; j++) pre[4 * M + j] = (float)j; /* ascending */
+    for (size_t j = 0; j < M; j++) pre[5 * M + j] = (float)(M - j);
+    pre[6 * M + 10] = NAN;
+    for (size_t k = 0; k < sizeof Ks / sizeof *Ks; k++) {
+        size_t K = Ks[k];
+        sae_topk_forward(idx, val, pre, bias, NULL, 0, B, M, S, K, scratch);
+        for (size_t r = 0; r < B; r++)
+            check_topk_row(pre + r * M, bias, NULL, M, idx + r * S, val + r * S, K);
+        /* candidate-restricted selection (AuxK), including fewer candidates than K */
+        int32_t cand[400];
+        for (size_t c = 0; c < 400; c++) cand[c] = (int32_t)(c * 7 + 3);
+        size_t ncs[] = {3, 400};
+        for (size_t t = 0; t < 2; t++) {
+            sae_topk_forward(idx, val, pre, bias, cand, ncs[t], B, M, S, K, scratch);
+            for (size_t r = 0; r < B; r++)
+                check_topk_row(pre + r * M, bias, cand, ncs[t], idx + r * S, val + r * S, K);
         }
     }
-    /* candidate-restricted selection (AuxK) with fewer candidates than K */
-    int32_t cand[3] = {4, 17, 30};
-    sae_topk_forward(idx, val, pre, bias, cand, 3, B, M, S, K);
-    for (size_t r = 0; r < B; r++)
-        for (size_t s = 3; s < K; s++) assert_int_equal(idx[r * S + s], -1);
-    free(pre);
-    free(bias);
+    free(pre), free(bias), free(val), free(idx), free(scratch);
 }
 
 /* ---- double-precision reference of the losses in sae/sae.h ---------------- */
