@@ -11,7 +11,7 @@
 #include <time.h>
 #include <math.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 
 static double now(void) {

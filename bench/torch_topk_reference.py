@@ -1,146 +1,293 @@
 #!/usr/bin/env python3
-"""A straightforward PyTorch implementation of the TopK SAE recipe `sae train`
-uses, for comparing quality on the same data and token budget.
+"""A strong PyTorch implementation of the TopK SAE recipe `sae train` uses, for
+benchmarking speed and quality on the same data and token budget.
 
-Same recipe: inputs scaled so E||x||^2 = d, b_dec from the geometric median of
-a sample, encoder initialised as the decoder's transpose, unit-norm decoder
-rows with the parallel gradient component removed, AuxK on latents dead for
-`dead_tokens`, Adam with linear warm-up (5%) and linear decay (last 20%).
-Straightforward means dense: the codes are scattered into a B x M matrix and
-autograd does the rest (the fast sparse version is a benchmark's business).
+The recipe (identical to the C trainer's): inputs scaled so E||x||^2 = d, b_dec
+from the geometric median of a 16384-row sample, encoder initialised as the
+decoder's transpose, unit-norm decoder rows with the gradient component
+parallel to each row removed before Adam (0.9, 0.999, 1e-8), AuxK (aux_k = d/2,
+weight 1/32 * min(n_dead/aux_k, 1)) on latents that have not fired for
+`--dead-tokens` tokens, linear lr warm-up (5%) and linear decay (last 20%).
 
-    python3 bench/torch_topk_reference.py TRAIN.h5 HELDOUT.h5 [--tokens 2000000]
+"Strong" means written the way the fast Python SAE trainers are, so that a
+comparison with the C code is fair rather than flattering:
 
-Prints one JSON object: held-out fvu, mmcs, recovered, l0, tokens_per_s.
-Needs python3-torch and python3-h5py (Debian packages).
+- EleutherAI's sparsify keeps the encoder as an (M, d) linear layer, runs one
+  dense matmul + ReLU + topk, decodes with an embedding-bag over the k active
+  decoder rows, and its fused-encoder autograd Function writes the encoder
+  backward by hand: the input gradient is an embedding-bag of the active
+  encoder rows weighted by the code gradients, and the weight and bias
+  gradients are accumulated (index_add) into the active latents only.
+- OpenAI's sparse_autoencoder (the TopK paper's reference trainer) does the
+  same with a hand-written encoder backward over the concatenated TopK and
+  AuxK indices, a sparse-transpose-times-dense product for the encoder weight
+  gradient, the b_dec ("pre_bias") gradient reduced to one vector-matrix
+  product (minus the per-latent gradient sums times W_enc), and a sparse
+  decoder whose backward touches only the active rows.
+
+Here the whole step is written by hand under no_grad (no autograd graph):
+
+- forward: pre = (x - b_dec) W_enc^T + b_enc (one sgemm into a reused
+  buffer), topk over the M latents, ReLU on the k values only (ReLU commutes
+  with topk), xhat = embedding_bag(idx, W_dec, vals) + b_dec;
+- AuxK: topk among the dead latents' columns of the same `pre`, decoded the
+  same way, against the detached residual x - xhat;
+- backward: the code gradients are dot products of the active decoder rows
+  with the output gradient (gather + bmm, chunked to stay in cache); the
+  encoder-weight and decoder-weight gradients are sparse-transpose-times-dense
+  products over the k (+ aux) active slots, computed by sorting the slots by
+  latent and summing each latent's slots with one embedding_bag (the CPU
+  analogue of OpenAI's sparse transpose matmul kernel; on this machine 5-10x
+  faster than sparsify's index_add of a B x k x d outer-product tensor);
+  db_enc by index_add; db_dec = sum(dxhat) - db_enc W_enc.
+  Nothing of size B x M exists except `pre` itself.
+- Adam is torch.optim.Adam (single-tensor; fused Adam is CUDA-only in torch
+  1.13 and foreach is no faster on CPU), applied to the gradients set by hand.
+
+`--dense` runs the straightforward version instead (codes scattered into a
+dense B x M matrix, autograd for everything), reported as impl "dense".
+`--check-grads` compares the hand-written gradients with autograd of the
+dense formulation on a small float64 problem with AuxK active, and exits
+non-zero if the max relative error exceeds 1e-4.
+
+    python3 bench/torch_topk_reference.py TRAIN.h5 HELDOUT.h5 [--tokens 2000000] [--dense]
+    python3 bench/torch_topk_reference.py --check-grads
+
+Prints one JSON object: held-out fvu, mmcs, recovered (null when the held-out
+file has no /truth/features), l0, tokens, tokens_per_s (training loop only),
+and the configuration. Needs python3-torch and python3-h5py (Debian packages).
 """
-import argparse
-import json
-import math
+import sys
 import time
 
-import h5py
-import numpy as np
 import torch
+import torch.nn.functional as F
+
+import torch_common as tc
+
+AUX_COEF = 1 / 32
+GATHER_ROWS = 2048  # gathered decoder rows per bmm chunk in row_dots (~4 MiB at d=512)
 
 
-def geometric_median(x, iters=100):
-    y = x.mean(0)
-    for _ in range(iters):
-        w = 1.0 / torch.clamp((x - y).norm(dim=1), min=1e-8)
-        y_new = (w[:, None] * x).sum(0) / w.sum()
-        done = (y_new - y).norm() <= 1e-6 * y_new.norm()
-        y = y_new
-        if done:
-            break
-    return y
+def init_params(M, d, b_dec, dtype=torch.float32):
+    """Unit-norm random decoder rows (M, d); encoder stored (M, d) = decoder transpose."""
+    W_dec = torch.randn(M, d, dtype=dtype)
+    W_dec /= W_dec.norm(dim=1, keepdim=True)
+    W_enc = W_dec.clone()
+    b_enc = torch.zeros(M, dtype=dtype)
+    return [W_enc, b_enc, W_dec, b_dec.to(dtype).clone()]
 
 
-def lr_at(step, total, lr, warm=0.05, decay=0.2):
-    s = step + 1.0
-    f = 1.0
-    if s < warm * total:
-        f = s / (warm * total)
-    start = (1 - decay) * total
-    if s > start:
-        f = min(f, (total - s + 1) / (total - start + 1))
-    return lr * f
+# --- the strong (sparse, hand-written) step -----------------------------------
 
+def row_dots(W, idx, D):
+    """out[b, s] = W[idx[b, s]] . D[b], without any B x M intermediate."""
+    B, S = idx.shape
+    out = torch.empty(B, S, dtype=D.dtype)
+    step = max(1, GATHER_ROWS // S)
+    for lo in range(0, B, step):
+        hi = min(B, lo + step)
+        torch.bmm(W[idx[lo:hi]], D[lo:hi, :, None], out=out[lo:hi, :, None])
+    return out
+
+
+def sparse_t_dense(perm, offsets, rows, weights, D):
+    """G (M, d) with G[j] = sum over slots s of latent j of weights[s] * D[rows[s]].
+
+    `perm` orders the flattened slots by latent, `offsets` are the latents'
+    first positions in that order (latents without slots get zero rows).
+    """
+    return F.embedding_bag(rows, D, offsets, mode="sum", per_sample_weights=weights[perm])
+
+
+@torch.no_grad()
+def sparse_step(x, params, k, dead_idx, aux_k, aux_coef=AUX_COEF, pre=None):
+    """Loss and hand-written gradients of the TopK + AuxK objective.
+
+    Returns (loss, grads in params' order, idx, vals). `dead_idx` lists the dead
+    latents; `pre` is an optional reusable (B, M) buffer.
+    """
+    W_enc, b_enc, W_dec, b_dec = params
+    B, d = x.shape
+    M = W_enc.shape[0]
+    xc = x - b_dec
+    pre = torch.mm(xc, W_enc.t(), out=pre)
+    pre += b_enc
+    vals, idx = pre.topk(k, dim=1, sorted=False)
+    vals.relu_()
+    xhat = F.embedding_bag(idx, W_dec, mode="sum", per_sample_weights=vals)
+    xhat += b_dec
+    err = xhat.sub_(x)  # xhat - x
+    var = (x - x.mean(0)).pow(2).sum()
+    loss = err.pow(2).sum() / var
+    dxhat = err * (2 / var)
+    dval = row_dots(W_dec, idx, dxhat).mul_(vals > 0)
+
+    slot_idx, slot_val, slot_grad, targets = [idx], [vals], [dval], [dxhat]
+    n_dead = len(dead_idx)
+    if aux_k > 0 and n_dead > 0:
+        ka = min(aux_k, n_dead)
+        coef = aux_coef * min(n_dead / aux_k, 1.0)
+        av, ai = pre.index_select(1, dead_idx).topk(ka, dim=1, sorted=False)
+        ai = dead_idx[ai]
+        av.relu_()
+        ehat = F.embedding_bag(ai, W_dec, mode="sum", per_sample_weights=av)
+        # the target is the residual r = x - xhat = -err, a constant
+        aux_err = ehat.add_(err)  # ehat - r
+        rvar = (err - err.mean(0)).pow(2).sum()
+        if rvar > 0:  # a perfect fit leaves nothing for AuxK to explain
+            loss = loss + coef * aux_err.pow(2).sum() / rvar
+            dehat = aux_err.mul_(2 * coef / rvar)
+            dav = row_dots(W_dec, ai, dehat).mul_(av > 0)
+            slot_idx.append(ai)
+            slot_val.append(av)
+            slot_grad.append(dav)
+            targets.append(dehat)
+
+    # Gradients. Every slot (b, s) of the k (+ aux) active latents contributes
+    # dpre[b,s] * xc[b] to dW_enc and val[b,s] * dxhat_or_dehat[b] to dW_dec.
+    S = sum(t.shape[1] for t in slot_idx)
+    flat_idx = torch.cat(slot_idx, 1).reshape(-1)
+    flat_dpre = torch.cat(slot_grad, 1).reshape(-1)
+    flat_val = torch.cat(slot_val, 1).reshape(-1)
+    lat, perm = flat_idx.sort()
+    counts = torch.bincount(lat, minlength=M)
+    offsets = counts.cumsum(0) - counts
+    rows = torch.div(perm, S, rounding_mode="floor")
+    g_W_enc = sparse_t_dense(perm, offsets, rows, flat_dpre, xc)
+    if len(targets) > 1:  # aux slots (s >= k) read the AuxK output gradient
+        dec_rows = rows + B * (perm % S >= k).long()
+        g_W_dec = sparse_t_dense(perm, offsets, dec_rows, flat_val, torch.cat(targets))
+    else:
+        g_W_dec = sparse_t_dense(perm, offsets, rows, flat_val, dxhat)
+    g_b_enc = torch.zeros(M, dtype=x.dtype).index_add_(0, flat_idx, flat_dpre)
+    # xc = x - b_dec, so b_dec collects -sum_b dxc_b = -(g_b_enc @ W_enc)
+    g_b_dec = dxhat.sum(0) - g_b_enc @ W_enc
+    return loss, [g_W_enc, g_b_enc, g_W_dec, g_b_dec], idx, vals
+
+
+# --- the straightforward (dense, autograd) formulation ------------------------
+
+def dense_loss(x, params, k, dead, aux_k, aux_coef=AUX_COEF):
+    """The recipe written directly: dense B x M codes, autograd-ready."""
+    W_enc, b_enc, W_dec, b_dec = params
+    pre = torch.relu((x - b_dec) @ W_enc.t() + b_enc)
+    vals, idx = pre.topk(k, dim=1)
+    z = torch.zeros_like(pre).scatter(1, idx, vals)
+    xhat = z @ W_dec + b_dec
+    loss = (xhat - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    n_dead = int(dead.sum())
+    if aux_k > 0 and n_dead > 0:
+        ka = min(aux_k, n_dead)
+        masked = torch.where(dead[None, :], pre, torch.full_like(pre, -1.0))
+        av, ai = masked.topk(ka, dim=1)
+        ehat = torch.zeros_like(pre).scatter(1, ai, torch.relu(av)) @ W_dec
+        r = (x - xhat).detach()
+        rvar = (r - r.mean(0)).pow(2).sum()
+        if rvar > 0:
+            loss = loss + aux_coef * min(n_dead / aux_k, 1.0) * (ehat - r).pow(2).sum() / rvar
+    return loss, idx.detach(), vals.detach()
+
+
+# --- gradient check ------------------------------------------------------------
+
+def check_grads(tol=1e-4):
+    """Hand-written sparse gradients vs autograd of the dense formulation (float64)."""
+    B, d, M, k = 64, 32, 256, 8
+    aux_k = d // 2
+    g = torch.Generator().manual_seed(1234)
+    dt = torch.float64
+    worst = 0.0
+    names = ["W_enc", "b_enc", "W_dec", "b_dec"]
+    for n_dead in (0, 10, 100):  # no AuxK; fewer dead than aux_k; more
+        x = torch.randn(B, d, generator=g, dtype=dt) + 0.5
+        W_dec = torch.randn(M, d, generator=g, dtype=dt)
+        W_dec /= W_dec.norm(dim=1, keepdim=True)
+        params = [W_dec + 0.3 * torch.randn(M, d, generator=g, dtype=dt),  # W_enc != W_dec^T
+                  0.2 * torch.randn(M, generator=g, dtype=dt), W_dec,
+                  0.3 * torch.randn(d, generator=g, dtype=dt)]
+        dead = torch.zeros(M, dtype=torch.bool)
+        dead[torch.randperm(M, generator=g)[:n_dead]] = True
+        loss_s, grads, _, _ = sparse_step(x, params, k, dead.nonzero().squeeze(1), aux_k)
+        ref = [p.clone().requires_grad_() for p in params]
+        loss_d, _, _ = dense_loss(x, ref, k, dead, aux_k)
+        loss_d.backward()
+        errs = [((gs - p.grad).abs().max() / p.grad.abs().max()).item()
+                for gs, p in zip(grads, ref)]
+        lerr = abs(loss_s.item() - loss_d.item()) / abs(loss_d.item())
+        print(f"n_dead={n_dead:3d}  loss rel err {lerr:.2e}  " +
+              "  ".join(f"{nm} {e:.2e}" for nm, e in zip(names, errs)))
+        worst = max(worst, lerr, *errs)
+    print(f"max relative error {worst:.3e} (tolerance {tol:g})")
+    return worst <= tol
+
+
+# --- training --------------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("train")
-    ap.add_argument("heldout")
-    ap.add_argument("--tokens", type=int, default=2_000_000)
-    ap.add_argument("--latents", type=int, default=8192)
+    ap = tc.base_parser("TopK SAE reference trainer (PyTorch)", lr=2e-3)
     ap.add_argument("--k", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--dead-tokens", type=int, default=1_000_000)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
+    ap.add_argument("--dense", action="store_true",
+                    help="straightforward dense-autograd step instead of the sparse one")
+    ap.add_argument("--check-grads", action="store_true",
+                    help="check the hand-written gradients against autograd and exit")
+    a = tc.parse(ap, files_optional="--check-grads" in sys.argv)
+    if a.check_grads:
+        torch.set_num_threads(a.threads)
+        sys.exit(0 if check_grads() else 1)
 
-    acts = h5py.File(a.train)["activations"]
-    n, d = acts.shape
-    X = torch.from_numpy(acts[:].astype(np.float32))
-    sample = X[torch.from_numpy(rng.choice(n, size=min(n, 16384), replace=False))]
-    scale = math.sqrt(d / sample.pow(2).sum(1).mean().item())
+    rng = tc.setup(a)
+    X, scale, sample = tc.load_train(a.train, rng)
+    d = X.shape[1]
     M, k, aux_k = a.latents, a.k, d // 2
-
-    W_dec = torch.randn(M, d)
-    W_dec /= W_dec.norm(dim=1, keepdim=True)
-    W_dec = W_dec.requires_grad_()
-    W_enc = W_dec.detach().t().clone().requires_grad_()
-    b_enc = torch.zeros(M, requires_grad=True)
-    b_dec = geometric_median(sample * scale).requires_grad_()
-    params = [W_enc, b_enc, W_dec, b_dec]
+    params = init_params(M, d, tc.geometric_median(sample))
+    W_enc, b_enc, W_dec, b_dec = params
+    if a.dense:
+        for p in params:
+            p.requires_grad_()
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     since_fired = torch.zeros(M, dtype=torch.long)
+    pre_buf = torch.empty(a.batch, M)
 
     steps = a.tokens // a.batch
-    order = torch.from_numpy(rng.permutation(n))
     t0 = time.time()
-    for step in range(steps):
-        lo = (step * a.batch) % n
-        idx_rows = order[lo:lo + a.batch]
-        if len(idx_rows) < a.batch:  # wrap into a new epoch
-            order = torch.from_numpy(rng.permutation(n))
-            idx_rows = order[:a.batch]
-        x = X[idx_rows] * scale
-        pre = torch.relu((x - b_dec) @ W_enc + b_enc)
-        vals, idx = pre.topk(k, dim=1)
-        z = torch.zeros_like(pre).scatter(1, idx, vals)
-        xhat = z @ W_dec + b_dec
-        e = xhat - x
-        loss = e.pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    for step, x in enumerate(tc.batches(X, scale, a.batch, steps, rng)):
         dead = since_fired >= a.dead_tokens
-        n_dead = int(dead.sum())
-        if n_dead > 0:
-            ka = min(aux_k, n_dead)
-            masked = torch.where(dead[None, :], pre, torch.full_like(pre, -1.0))
-            av, ai = masked.topk(ka, dim=1)
-            av = torch.relu(av)
-            ehat = torch.zeros_like(pre).scatter(1, ai, av) @ W_dec
-            r = (x - xhat).detach()
-            aux = (ehat - r).pow(2).sum() / (r - r.mean(0)).pow(2).sum()
-            loss = loss + (1 / 32) * min(n_dead / aux_k, 1.0) * aux
-        opt.zero_grad()
-        loss.backward()
+        if a.dense:
+            loss, idx, vals = dense_loss(x, params, k, dead, aux_k)
+            opt.zero_grad()
+            loss.backward()
+        else:
+            dead_idx = dead.nonzero().squeeze(1)
+            loss, grads, idx, vals = sparse_step(x, params, k, dead_idx, aux_k, pre=pre_buf)
+            for p, g in zip(params, grads):
+                p.grad = g
         with torch.no_grad():
             g = W_dec.grad
             g -= (g * W_dec).sum(1, keepdim=True) * W_dec
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, a.lr)
-        opt.step()
-        with torch.no_grad():
+            tc.set_lr(opt, tc.lr_at(step, steps, a.lr))
+            opt.step()
             W_dec /= W_dec.norm(dim=1, keepdim=True)
             fired = torch.zeros(M, dtype=torch.bool)
             fired[idx[vals > 0]] = True
             since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + a.batch)
     elapsed = time.time() - t0
+    del X
 
-    h = h5py.File(a.heldout)
-    Xh = torch.from_numpy(h["activations"][:].astype(np.float32))
-    with torch.no_grad():
-        sse, l0 = 0.0, 0.0
-        for lo in range(0, len(Xh), 4096):
-            x = Xh[lo:lo + 4096] * scale
-            pre = torch.relu((x - b_dec) @ W_enc + b_enc)
-            vals, idx = pre.topk(k, dim=1)
-            xhat = torch.zeros_like(pre).scatter(1, idx, vals) @ W_dec + b_dec
-            sse += ((xhat - x) / scale).double().pow(2).sum().item()
-            l0 += (vals > 0).sum().item()
-        var = (Xh.double() - Xh.double().mean(0)).pow(2).sum().item()
-        truth = torch.from_numpy(h["truth/features"][:])
-        truth = truth / truth.norm(dim=1, keepdim=True)
-        best = (truth @ (W_dec / W_dec.norm(dim=1, keepdim=True)).t()).max(1).values
-    print(json.dumps({"fvu": sse / var, "mmcs": best.mean().item(),
-                      "recovered": (best > 0.9).float().mean().item(), "l0": l0 / len(Xh),
-                      "tokens": steps * a.batch, "tokens_per_s": steps * a.batch / elapsed}))
+    W_enc, b_enc, W_dec, b_dec = (p.detach() for p in params)
+
+    def reconstruct(x):
+        pre = torch.addmm(b_enc, x - b_dec, W_enc.t())
+        vals, idx = pre.topk(k, dim=1, sorted=False)
+        vals.relu_()
+        xhat = F.embedding_bag(idx, W_dec, mode="sum", per_sample_weights=vals) + b_dec
+        return xhat, (vals > 0).sum()
+
+    metrics = tc.evaluate(a.heldout, scale, reconstruct, W_dec)
+    tc.report(metrics, tokens=steps * a.batch, tokens_per_s=steps * a.batch / elapsed,
+              arch="topk", impl="dense" if a.dense else "sparse", threads=a.threads,
+              batch=a.batch, latents=M, k=k, d=d, lr=a.lr, seed=a.seed)
 
 
 if __name__ == "__main__":

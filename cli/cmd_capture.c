@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "data/capture.h"
 
 static const char *const SITES[] = {"resid_pre", "attn_out", "mlp_out", "resid_post", NULL};

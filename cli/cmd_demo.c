@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "data/synth.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "sae/io.h"
 #include "train/train.h"
 

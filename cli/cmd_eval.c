@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "sae/io.h"
 #include "train/train.h"
 

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "data/h5.h"
 #include "features/feat.h"
 #include "sae/io.h"
@@ -38,7 +38,8 @@ static void on_rows(uint64_t done, uint64_t total, void *user) {
 int cmd_features(int argc, char **argv) {
     const char *sae_path = NULL, *data = NULL, *out = NULL, *json = NULL;
     feat_opts o = feat_default_opts();
-    int threads = cli_default_threads();
+    int threads = cli_default_threads(), precision = SAE_PRECISION_F32;
+    static const char *const PRECISIONS[] = {"f32", "bf16", NULL}; /* sae_precision order */
     cli_opt opts[] = {
         {"sae", CLI_STR, &sae_path, "SAE (.h5)", 0, NULL},
         {"data", CLI_STR, &data, "activation file (schema v1)", 0, NULL},
@@ -48,6 +49,7 @@ int cmd_features(int argc, char **argv) {
         {"json", CLI_STR, &json, "also write one JSON object per feature to this file", 0, NULL},
         {"batch", CLI_SIZE, &o.batch, "rows per encoder sgemm", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
+        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 0, PRECISIONS},
     };
     size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
     const char *pos[1];
@@ -74,8 +76,17 @@ int cmd_features(int argc, char **argv) {
     sae_model m;
     double scale;
     data_actfile *f = NULL;
+    if (sae_precision_check((sae_precision)precision, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
     if (sae_file_load(sae_path, &m, o.batch, &scale, &err) < 0) {
         cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (sae_model_set_precision(&m, (sae_precision)precision, &err) < 0) {
+        cli_error(&err);
+        sae_model_free(&m);
         return CLI_EXIT_ERROR;
     }
     if (data_actfile_open(&f, data, &err) < 0) {

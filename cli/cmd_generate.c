@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/rng.h"
 #include "data/llama.h"
 #include "data/tokenizer.h"

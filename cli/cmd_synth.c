@@ -3,7 +3,7 @@
 
 #include "cli/cli.h"
 #include "data/synth.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 
 static const char *const DTYPES[] = {"f32", "f16", NULL};
 

@@ -9,11 +9,12 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "common/fileutil.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "train/train.h"
 
 static const char *const ARCHS[] = {"topk", "relu", NULL};
 static const char *const BDEC[] = {"median", "mean", "zero", NULL};
+static const char *const PRECISIONS[] = {"f32", "bf16", NULL}; /* sae_precision order */
 
 /* Fails early (before hours of training) if the output cannot be created. */
 static int check_writable(const char *out) {
@@ -58,6 +59,7 @@ int cmd_train(int argc, char **argv) {
     train_params p = train_default_params(SAE_ARCH_TOPK);
     const char *data = NULL, *out = NULL, *config = NULL, *log = NULL;
     int resume = 0, threads = cli_default_threads(), no_auxk = 0, bdec = (int)p.bdec_init;
+    int precision = SAE_PRECISION_F32;
     cli_opt opts[] = {
         {"data", CLI_STR, &data, "activation file to train on (schema v1)", 1, NULL},
         {"out", CLI_STR, &out, "SAE checkpoint to write (.h5)", 1, NULL},
@@ -81,6 +83,7 @@ int cmd_train(int argc, char **argv) {
         {"buffer", CLI_SIZE, &p.buffer_rows, "shuffle buffer in rows (memory: rows x d x 4 B)", 1, NULL},
         {"skip-nonfinite", CLI_TRUE, &p.skip_nonfinite, "drop NaN/Inf rows instead of refusing", 1, NULL},
         {"threads", CLI_INT, &threads, "threads (BLAS and kernels)", 1, NULL},
+        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 1, PRECISIONS},
         {"seed", CLI_U64, &p.seed, "random seed (init and shuffling)", 1, NULL},
         {"log", CLI_STR, &log, "write metrics as JSON lines to this file", 1, NULL},
         {"log-every", CLI_SIZE, &p.log_every, "steps between metric reports", 1, NULL},
@@ -118,7 +121,13 @@ int cmd_train(int argc, char **argv) {
     if (no_auxk) p.sae.aux_k = 0;
     p.bdec_init = (train_bdec_init)bdec;
     p.threads = threads;
+    p.precision = (sae_precision)precision;
     sae_set_threads(threads);
+    sae_error perr = {0};
+    if (sae_precision_check(p.precision, &perr) < 0) {
+        cli_error(&perr);
+        return CLI_EXIT_ERROR;
+    }
 
     struct stat sd, so;
     if (stat(data, &sd) == 0 && stat(out, &so) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 #include "data/actfile.h"
 #include "data/h5.h"

@@ -7,7 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/fileutil.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 
 int cli_progress_init(cli_progress *pr, const char *log_path, int resume) {
     memset(pr, 0, sizeof *pr);

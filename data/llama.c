@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 
 static const char *const SITE_NAMES[DATA_N_SITES] = {"resid_pre", "attn_out", "mlp_out", "resid_post"};

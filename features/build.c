@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 #include "features/feat_internal.h"
 #include "sae/kernels.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 #include "data/h5.h"
 #include "features/feat_internal.h"

@@ -1,5 +1,5 @@
 /* sae/model.c: SAE orchestration per architecture: allocation, init, forward,
- * backward. The math is in kernels.c; the only GEMM calls go through blas.h. */
+ * backward. The math is in kernels.c; the only GEMM calls go through common/gemm.h. */
 #include "sae/sae.h"
 
 #include <math.h>
@@ -7,7 +7,7 @@
 
 #include "common/mem.h"
 #include "common/rng.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "sae/kernels.h"
 
 const char *sae_arch_name(sae_arch a) { return a == SAE_ARCH_RELU ? "relu" : "topk"; }
@@ -128,6 +128,18 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
     }
     sae_params_point(&m->p, m->param_blob, c);
     if (m->grad_blob) sae_params_point(&m->g, m->grad_blob, c);
+    rc = sae_matmul_create(&m->enc, SAE_PRECISION_F32, capacity, c->m, c->d, err);
+    if (rc < 0) sae_model_free(m);
+    return rc;
+}
+
+int sae_model_set_precision(sae_model *m, sae_precision p, sae_error *err) {
+    sae_matmul *mm;
+    int rc = sae_matmul_create(&mm, p, m->capacity, m->cfg.m, m->cfg.d, err);
+    if (rc < 0) return rc;
+    sae_matmul_free(m->enc);
+    m->enc = mm;
+    m->precision = p;
     return SAE_OK;
 }
 
@@ -141,6 +153,8 @@ void sae_model_free(sae_model *m) {
     sae_free(m->param_blob);
     sae_free(m->grad_blob);
     m->param_blob = m->grad_blob = NULL;
+    sae_matmul_free(m->enc);
+    m->enc = NULL;
 }
 
 void sae_model_init_params(sae_model *m, uint64_t seed) {
@@ -171,10 +185,14 @@ void sae_model_zero_grad(sae_model *m) {
 
 /* --- forward ---------------------------------------------------------------- */
 static void encode_pre(sae_model *m, const float *x, size_t B) {
-    size_t D = m->cfg.d, M = m->cfg.m;
+    size_t D = m->cfg.d;
     sae_sub_bias_forward(m->xc, x, m->p.b_dec, B, D);
-    /* pre (B,M) = xc (B,D) @ W_enc^T; b_enc is added by the activation */
-    sae_gemm(0, 1, B, M, D, 1.0f, m->xc, D, m->p.W_enc, D, 0.0f, m->pre, M);
+    /* pre (B,M) = xc (B,D) @ W_enc^T; b_enc is added by the activation. bf16
+     * rounds W_enc into its own copy: redone on every call because callers
+     * write parameters directly (an optimiser step, a file load), and it
+     * costs ~1% of the product it feeds. */
+    sae_matmul_set_weights(m->enc, m->p.W_enc);
+    sae_matmul_run(m->enc, m->xc, B, m->pre);
 }
 
 static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *dead,

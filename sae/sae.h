@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/gemm.h"
 
 typedef enum sae_arch { SAE_ARCH_TOPK = 0, SAE_ARCH_RELU = 1 } sae_arch;
 
@@ -84,6 +85,8 @@ typedef struct sae_model {
     sae_params p;
     float *grad_blob;   /* NULL for inference-only models */
     sae_params g;
+    sae_precision precision; /* of the encoder product; f32 unless set */
+    sae_matmul *enc;         /* the encoder product's plan */
 
     /* workspace, valid after a forward on B <= capacity rows */
     size_t B;           /* rows of the last forward */
@@ -117,6 +120,10 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
                    sae_error *err);
 void sae_model_free(sae_model *m);
 size_t sae_model_workspace_bytes(const sae_model *m);
+
+/* Runs the encoder product (only it) in precision p from now on. Fails, leaving
+ * the model as it was, when the CPU cannot (see sae_precision_check). */
+int sae_model_set_precision(sae_model *m, sae_precision p, sae_error *err);
 
 /* Random decoder directions (unit norm for topk, norm 0.1 for relu), encoder =
  * decoder transpose, zero biases. */

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config
       libopenblas-openmp-dev   # BLAS (sgemm), OpenMP build: one thread pool with our kernels
+      libdnnl-dev              # oneDNN: bf16 encoder product on AVX512-BF16 / AMX CPUs
       libhdf5-dev hdf5-tools   # activation and SAE files; h5diff for the resume tests
       libcjson-dev             # JSON metrics and eval output
       libinih-dev              # INI config files

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "common/mem.h"
 #include "common/rng.h"
 #include "data/synth.h"

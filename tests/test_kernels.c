@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "common/rng.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "sae/kernels.h"
 #include "sae/sae.h"
 
@@ -46,6 +46,76 @@ static void test_gemm_matches_reference(void **state) {
             if (maxd > 1e-4) fail_msg("gemm ta=%d tb=%d maxdiff %g", ta, tb, maxd);
         }
     free(A), free(B), free(C), free(R);
+}
+
+/* bf16 rounding as the hardware does it (nearest even), for the reference */
+static float round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_matmul_plans(void **state) {
+    (void)state;
+    /* odd sizes (edge kernels); fewer rows than planned (padding path) */
+    size_t R = 67, N = 131, K = 97;
+    float *A = malloc(R * K * 4), *W = malloc(N * K * 4), *C = malloc(R * N * 4),
+          *G = malloc(R * N * 4), *Ar = malloc(R * K * 4), *Wr = malloc(N * K * 4);
+    fill_normal(A, R * K, 1, 11);
+    fill_normal(W, N * K, 1, 12);
+    sae_error err = {0};
+    sae_matmul *mm;
+    /* f32: exactly sae_gemm */
+    assert_int_equal(sae_matmul_create(&mm, SAE_PRECISION_F32, R, N, K, &err), SAE_OK);
+    sae_matmul_set_weights(mm, W);
+    for (size_t rows = R; rows >= R - 5; rows -= 5) {
+        sae_matmul_run(mm, A, rows, C);
+        sae_gemm(0, 1, rows, N, K, 1.0f, A, K, W, K, 0.0f, G, N);
+        assert_memory_equal(C, G, rows * N * 4);
+    }
+    sae_matmul_free(mm);
+    /* oneDNN f32 (the measured alternative): f32 rounding only */
+    assert_int_equal(sae_matmul_create_kind(&mm, SAE_MATMUL_ONEDNN_F32, R, N, K, &err), SAE_OK);
+    sae_matmul_set_weights(mm, W);
+    sae_matmul_run(mm, A, R - 5, C);
+    sae_gemm_ref(0, 1, R - 5, N, K, 1.0f, A, K, W, K, 0.0f, G, N);
+    for (size_t i = 0; i < (R - 5) * N; i++) assert_true(fabsf(C[i] - G[i]) < 1e-4f);
+    sae_matmul_free(mm);
+    if (sae_precision_check(SAE_PRECISION_BF16, &err) < 0) {
+        print_message("bf16 plan not tested: %s\n", err.msg);
+        free(A), free(W), free(C), free(G), free(Ar), free(Wr);
+        return;
+    }
+    assert_int_equal(sae_matmul_create(&mm, SAE_PRECISION_BF16, R, N, K, &err), SAE_OK);
+    sae_matmul_set_weights(mm, W);
+    /* reference: the same bf16-rounded inputs, exact (double) sums. Products
+     * of two bf16 values are exact in f32, so the only error is f32
+     * accumulation: K terms of size ~1 give ~sqrt(K) * 6e-8 relative; 1e-4 of
+     * the row's absolute sum is generous. Against the unrounded inputs the
+     * error is the rounding itself, ~2^-9 per factor. */
+    for (size_t i = 0; i < R * K; i++) Ar[i] = round_bf16(A[i]);
+    for (size_t i = 0; i < N * K; i++) Wr[i] = round_bf16(W[i]);
+    for (size_t rows = R; rows >= R - 5; rows -= 5) {
+        sae_matmul_run(mm, A, rows, C);
+        sae_gemm_ref(0, 1, rows, N, K, 1.0f, Ar, K, Wr, K, 0.0f, G, N);
+        double worst = 0, worst_f32 = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < N; c++) {
+                double abs_sum = 0;
+                for (size_t p = 0; p < K; p++) abs_sum += fabs((double)A[r * K + p] * W[c * K + p]);
+                double exact = 0;
+                for (size_t p = 0; p < K; p++) exact += (double)A[r * K + p] * W[c * K + p];
+                worst = fmax(worst, fabs(C[r * N + c] - G[r * N + c]) / abs_sum);
+                worst_f32 = fmax(worst_f32, fabs(C[r * N + c] - exact) / abs_sum);
+            }
+        if (worst > 1e-4) fail_msg("bf16 matmul vs rounded reference: %g of the abs sum", worst);
+        if (worst_f32 > 1e-2) fail_msg("bf16 matmul vs f32: %g of the abs sum", worst_f32);
+    }
+    assert_non_null(strstr(sae_matmul_impl(mm), "onednn"));
+    sae_matmul_free(mm);
+    free(A), free(W), free(C), free(G), free(Ar), free(Wr);
 }
 
 typedef struct {
@@ -289,6 +359,7 @@ int main(void) {
     sae_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_matches_reference),
+        cmocka_unit_test(test_matmul_plans),
         cmocka_unit_test(test_topk_matches_sort),
         cmocka_unit_test(test_grad_topk),
         cmocka_unit_test(test_grad_topk_auxk),

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "data/llama.h"
 #include "data/tokenizer.h"
 

@@ -15,7 +15,7 @@
 
 #include "common/fileutil.h"
 #include "data/synth.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "sae/io.h"
 #include "tests/testutil.h"
 #include "train/train.h"

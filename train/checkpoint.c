@@ -36,6 +36,7 @@ static size_t run_hypers(const train_params *p, const data_actfile *f, hyper *h)
     H("skip_nonfinite", p->skip_nonfinite);
     H("bdec_init", p->bdec_init);
     H("init_rows", p->init_rows);
+    H("precision", p->precision);
     H("data_rows", f->n);
 #undef H
     return n;
@@ -102,7 +103,9 @@ static int check_hypers(hid_t h, const char *path, const train_params *p, const 
     size_t nh = run_hypers(p, f, hy);
     for (size_t i = 0; i < nh; i++) {
         double v;
-        if (data_h5_get_attr_f64(h, hy[i].name, &v) != SAE_OK)
+        int missing = data_h5_get_attr_f64(h, hy[i].name, &v) != SAE_OK;
+        if (missing && strcmp(hy[i].name, "precision") == 0) v = SAE_PRECISION_F32, missing = 0; /* older files */
+        if (missing)
             return sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint lacks attribute %s",
                                  hy[i].name);
         /* values were written from the same float/integer types: exact match */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/mem.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "train/train.h"
 
 int train_mmcs(const float *truth, size_t n_truth, const float *W_dec, size_t M, size_t D,

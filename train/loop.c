@@ -9,7 +9,7 @@
 #include "common/fileutil.h"
 #include "common/mem.h"
 #include "data/reader.h"
-#include "common/blas.h"
+#include "common/gemm.h"
 #include "train/train_internal.h"
 
 static double now_s(void) {
@@ -35,7 +35,12 @@ static void state_free(train__state *s) {
 static int state_init(train__state *s, const train_params *p, sae_error *err) {
     memset(s, 0, sizeof *s);
     int rc = sae_model_init(&s->model, &p->sae, p->batch, 1, err);
-    if (rc < 0) return rc;
+    if (rc == SAE_OK && p->precision != SAE_PRECISION_F32)
+        rc = sae_model_set_precision(&s->model, p->precision, err);
+    if (rc < 0) {
+        sae_model_free(&s->model);
+        return rc;
+    }
     size_t P = sae_param_count(&p->sae), M = p->sae.m;
     s->adam_m = sae_calloc(P * sizeof(float));
     s->adam_v = sae_calloc(P * sizeof(float));

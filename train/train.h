@@ -55,6 +55,7 @@ typedef struct train_params {
     uint64_t checkpoint_every; /* tokens between checkpoints; 0 = only at the end */
     size_t log_every;        /* steps between metric reports */
     int threads;             /* recorded in the checkpoint; set by the caller */
+    sae_precision precision; /* of the encoder product only; the rest is always f32 */
 } train_params;
 
 /* sae.aux_k value meaning "d / 2 (at most M)", resolved by train_resolve */
