@@ -63,6 +63,16 @@ void sae_params_point(sae_params *p, float *blob, const sae_config *c) {
 }
 
 /* --- allocation ------------------------------------------------------------ */
+size_t sae_encode_chunk_rows(const sae_config *c, size_t capacity) {
+    if (c->arch != SAE_ARCH_TOPK) return capacity; /* relu keeps all of pre: it is z */
+    /* ~32 MiB of pre-activations per chunk, in multiples of 64 rows: at
+     * d=512, M=8192 that is 1024 rows, where sgemm already runs at its full
+     * rate (bench/bench_encoder) */
+    size_t rows = ((size_t)32 << 20) / (c->m * sizeof(float)) / 64 * 64;
+    if (rows < 64) rows = 64;
+    return rows < capacity ? rows : capacity;
+}
+
 typedef struct {
     void **ptr;
     size_t bytes;
@@ -73,10 +83,8 @@ static size_t ws_items(sae_model *m, ws_item *it) {
     int topk = m->cfg.arch == SAE_ARCH_TOPK, aux = topk && m->cfg.aux_k > 0;
 #define WS(field, count) it[n++] = (ws_item){(void **)&m->field, (count) * sizeof *m->field}
     WS(xc, cap * D);
-    WS(pre, cap * M);
-    WS(xhat, cap * D);
-    WS(err, cap * D);
-    WS(dxhat, cap * D);
+    WS(pre, (topk ? m->chunk : cap) * M);
+    WS(xhat, cap * D); /* err and dxhat share it: see sae.h */
     WS(dpre_sum, M);
     WS(scratch_d, D);
     if (topk) {
@@ -90,12 +98,16 @@ static size_t ws_items(sae_model *m, ws_item *it) {
         WS(dz, cap * M);
         WS(dec_norm, M);
     }
-    if (aux) {
-        WS(ehat, cap * D);
-        WS(dehat, cap * D);
-    }
+    if (aux) WS(ehat, cap * D); /* dehat shares it */
 #undef WS
     return n;
+}
+
+/* The buffers that share storage, each overwriting the other element by
+ * element: xhat -> err = xhat - x -> dxhat = c * err, and ehat -> dehat. */
+static void ws_alias(sae_model *m) {
+    m->err = m->dxhat = m->xhat;
+    m->dehat = m->ehat;
 }
 
 size_t sae_model_workspace_bytes(const sae_model *m) {
@@ -113,6 +125,7 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
     m->cfg = *c;
     m->capacity = capacity;
     m->S = c->arch == SAE_ARCH_TOPK ? c->k + c->aux_k : 0;
+    m->chunk = sae_encode_chunk_rows(c, capacity);
     size_t np = sae_param_count(c);
     m->param_blob = sae_calloc(np * sizeof(float));
     if (with_grads) m->grad_blob = sae_calloc(np * sizeof(float));
@@ -126,16 +139,17 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
         return sae_error_set(err, SAE_ERR_NOMEM, NULL,
                              "out of memory allocating the SAE (%.1f MiB needed)", need / 1048576.0);
     }
+    ws_alias(m);
     sae_params_point(&m->p, m->param_blob, c);
     if (m->grad_blob) sae_params_point(&m->g, m->grad_blob, c);
-    rc = sae_matmul_create(&m->enc, SAE_PRECISION_F32, capacity, c->m, c->d, err);
+    rc = sae_matmul_create(&m->enc, SAE_PRECISION_F32, m->chunk, c->m, c->d, err);
     if (rc < 0) sae_model_free(m);
     return rc;
 }
 
 int sae_model_set_precision(sae_model *m, sae_precision p, sae_error *err) {
     sae_matmul *mm;
-    int rc = sae_matmul_create(&mm, p, m->capacity, m->cfg.m, m->cfg.d, err);
+    int rc = sae_matmul_create(&mm, p, m->chunk, m->cfg.m, m->cfg.d, err);
     if (rc < 0) return rc;
     sae_matmul_free(m->enc);
     m->enc = mm;
@@ -150,6 +164,7 @@ void sae_model_free(sae_model *m) {
         sae_free(*it[i].ptr);
         *it[i].ptr = NULL;
     }
+    m->err = m->dxhat = m->dehat = NULL;
     sae_free(m->param_blob);
     sae_free(m->grad_blob);
     m->param_blob = m->grad_blob = NULL;
@@ -184,21 +199,41 @@ void sae_model_zero_grad(sae_model *m) {
 }
 
 /* --- forward ---------------------------------------------------------------- */
-static void encode_pre(sae_model *m, const float *x, size_t B) {
-    size_t D = m->cfg.d;
-    sae_sub_bias_forward(m->xc, x, m->p.b_dec, B, D);
-    /* pre (B,M) = xc (B,D) @ W_enc^T; b_enc is added by the activation. bf16
-     * rounds W_enc into its own copy: redone on every call because callers
-     * write parameters directly (an optimiser step, a file load), and it
-     * costs ~1% of the product it feeds. */
+/* xc = x - b_dec, and the encoder plan fed the current W_enc. bf16 rounds
+ * W_enc into its own copy: redone on every forward because callers write
+ * parameters directly (an optimiser step, a file load), and it costs ~1% of
+ * the product it feeds. */
+static void encode_begin(sae_model *m, const float *x, size_t B) {
+    sae_sub_bias_forward(m->xc, x, m->p.b_dec, B, m->cfg.d);
     sae_matmul_set_weights(m->enc, m->p.W_enc);
-    sae_matmul_run(m->enc, m->xc, B, m->pre);
+}
+
+/* topk: pre = xc @ W_enc^T and the selections, chunk by chunk of rows, so
+ * that only a (chunk, M) block of pre-activations ever exists. ka > 0 also
+ * selects the ka best of the `dead` latents into the aux slots; otherwise
+ * they are cleared so stale selections never reach the latent index. */
+static void encode_select(sae_model *m, size_t B, const int32_t *dead, size_t n_dead, size_t ka) {
+    size_t D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;
+    for (size_t r0 = 0; r0 < B; r0 += m->chunk) {
+        size_t rows = B - r0 < m->chunk ? B - r0 : m->chunk;
+        int32_t *idx = m->idx + r0 * S;
+        float *val = m->val + r0 * S;
+        sae_matmul_run(m->enc, m->xc + r0 * D, rows, m->pre);
+        sae_topk_forward(idx, val, m->pre, m->p.b_enc, NULL, 0, rows, M, S, K, m->topk_scratch);
+        if (ka > 0)
+            sae_topk_forward(idx + K, val + K, m->pre, m->p.b_enc, dead, n_dead, rows, M, S, ka,
+                             m->topk_scratch);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t s = K + ka; s < S; s++) idx[r * S + s] = -1, val[r * S + s] = 0.0f;
+    }
 }
 
 static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *dead,
                          size_t n_dead, sae_loss *out) {
-    size_t D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;
-    sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, M, S, K, m->topk_scratch);
+    size_t D = m->cfg.d, K = m->cfg.k, S = m->S, aux_k = m->cfg.aux_k;
+    size_t ka = aux_k > 0 && dead ? (n_dead < aux_k ? n_dead : aux_k) : 0;
+    encode_begin(m, x, B);
+    encode_select(m, B, dead, n_dead, ka);
     sae_sparse_decode_forward(m->xhat, m->idx, m->val, m->p.W_dec, m->p.b_dec, B, D, S, K);
     out->sse = sae_residual(m->err, m->xhat, x, B, D);
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
@@ -206,21 +241,9 @@ static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *
 
     m->n_aux = 0;
     m->aux_weight = 0.0f;
-    size_t aux_k = m->cfg.aux_k;
-    if (aux_k > 0) {
-        /* clear aux slots so stale selections never reach the latent index */
-        for (size_t r = 0; r < B; r++)
-            for (size_t s = K; s < S; s++) {
-                m->idx[r * S + s] = -1;
-                m->val[r * S + s] = 0.0f;
-            }
-    }
-    if (aux_k > 0 && n_dead > 0 && dead) {
-        size_t ka = n_dead < aux_k ? n_dead : aux_k;
+    if (ka > 0) {
         m->n_aux = ka;
         m->aux_weight = m->cfg.aux_coef * (float)fmin((double)n_dead / (double)aux_k, 1.0);
-        sae_topk_forward(m->idx + K, m->val + K, m->pre, m->p.b_enc, dead, n_dead, B, M, S, ka,
-                         m->topk_scratch);
         sae_sparse_decode_forward(m->ehat, m->idx + K, m->val + K, m->p.W_dec, NULL, B, D, S, ka);
         /* target r = x - xhat = -err; ehat - r = ehat + err (dehat holds it for now) */
         double aux_sse = 0.0;
@@ -250,6 +273,8 @@ static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *
 static void forward_relu(sae_model *m, const float *x, size_t B, float l1, sae_loss *out) {
     size_t D = m->cfg.d, M = m->cfg.m;
     float *z = m->pre;
+    encode_begin(m, x, B);
+    sae_matmul_run(m->enc, m->xc, B, z);
     sae_relu_bias_forward(z, m->p.b_enc, B, M);
     /* xhat (B,D) = z (B,M) @ W_dec (M,D) + b_dec */
     for (size_t r = 0; r < B; r++) memcpy(m->xhat + r * D, m->p.b_dec, D * sizeof(float));
@@ -274,7 +299,6 @@ void sae_model_forward(sae_model *m, const float *x, size_t B, float l1, const i
     SAE_ASSERT(B > 0 && B <= m->capacity);
     memset(out, 0, sizeof *out);
     m->B = B;
-    encode_pre(m, x, B);
     if (m->cfg.arch == SAE_ARCH_TOPK) forward_topk(m, x, B, dead, n_dead, out);
     else forward_relu(m, x, B, l1, out);
 }
@@ -282,14 +306,11 @@ void sae_model_forward(sae_model *m, const float *x, size_t B, float l1, const i
 void sae_model_encode(sae_model *m, const float *x, size_t B) {
     SAE_ASSERT(B > 0 && B <= m->capacity);
     m->B = B;
-    encode_pre(m, x, B);
+    encode_begin(m, x, B);
     if (m->cfg.arch == SAE_ARCH_TOPK) {
-        size_t K = m->cfg.k, S = m->S;
-        sae_topk_forward(m->idx, m->val, m->pre, m->p.b_enc, NULL, 0, B, m->cfg.m, S, K,
-                         m->topk_scratch);
-        for (size_t r = 0; r < B; r++)
-            for (size_t s = K; s < S; s++) m->idx[r * S + s] = -1, m->val[r * S + s] = 0.0f;
+        encode_select(m, B, NULL, 0, 0);
     } else {
+        sae_matmul_run(m->enc, m->xc, B, m->pre);
         sae_relu_bias_forward(m->pre, m->p.b_enc, B, m->cfg.m);
     }
 }

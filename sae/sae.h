@@ -91,20 +91,23 @@ typedef struct sae_model {
     /* workspace, valid after a forward on B <= capacity rows */
     size_t B;           /* rows of the last forward */
     size_t S;           /* slots per row: k + aux_k (topk) */
+    size_t chunk;       /* rows per encoder product; topk encodes in chunks */
     size_t n_aux;       /* aux slots used by the last forward */
     float aux_weight;   /* aux_coef * min(n_dead / aux_k, 1) of the last forward */
     double aux_var;     /* V_r of the last forward */
     double var;         /* V of the last forward */
     float *xc;          /* (cap, D)  x - b_dec */
-    float *pre;         /* (cap, M)  pre-activations; relu: z in place */
-    float *xhat;        /* (cap, D) */
-    float *err;         /* (cap, D)  xhat - x */
-    float *dxhat;       /* (cap, D) */
+    float *pre;         /* (chunk, M) pre-activations; relu: (cap, M), z in place */
+    /* xhat, err and dxhat are one buffer, each stage overwriting the last in
+     * place (so are ehat and dehat): memory is budgeted, see README */
+    float *xhat;        /* (cap, D)  reconstruction, until the residual */
+    float *err;         /* = xhat:   xhat - x, until the backward */
+    float *dxhat;       /* = xhat:   dL/dxhat */
     int32_t *idx;       /* (cap, S)  topk: selected latents, main then aux */
     float *val;         /* (cap, S) */
     float *dval;        /* (cap, S) */
     float *ehat;        /* (cap, D)  topk: AuxK reconstruction */
-    float *dehat;       /* (cap, D) */
+    float *dehat;       /* = ehat */
     uint32_t *lat_start;/* (M + 1) latent index */
     uint32_t *lat_entry;/* (cap * S) */
     struct sae_topk_pair *topk_scratch; /* topk selection buffers */
@@ -120,6 +123,10 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
                    sae_error *err);
 void sae_model_free(sae_model *m);
 size_t sae_model_workspace_bytes(const sae_model *m);
+
+/* Rows per encoder product: topk encodes a batch in chunks so that only
+ * (chunk, M) pre-activations exist at once; relu needs all of them. */
+size_t sae_encode_chunk_rows(const sae_config *c, size_t capacity);
 
 /* Runs the encoder product (only it) in precision p from now on. Fails, leaving
  * the model as it was, when the CPU cannot (see sae_precision_check). */
