@@ -101,6 +101,7 @@ static void on_metrics(const train_metrics *mt, void *user) {
         cJSON_AddNumberToObject(j, "aux_loss", mt->aux_loss);
         cJSON_AddNumberToObject(j, "lr", mt->lr);
         cJSON_AddNumberToObject(j, "tokens_per_s", mt->tokens_per_s);
+        cJSON_AddNumberToObject(j, "elapsed_s", mt->elapsed_s);
         char *s = cJSON_PrintUnformatted(j);
         if (s) {
             fprintf(pr->log, "%s\n", s);

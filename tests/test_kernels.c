@@ -67,8 +67,8 @@ static void test_matmul_plans(void **state) {
     fill_normal(W, N * K, 1, 12);
     sae_error err = {0};
     sae_matmul *mm;
-    /* f32: exactly sae_gemm */
-    assert_int_equal(sae_matmul_create(&mm, SAE_PRECISION_F32, R, N, K, &err), SAE_OK);
+    /* OpenBLAS f32: exactly sae_gemm */
+    assert_int_equal(sae_matmul_create_kind(&mm, SAE_MATMUL_OPENBLAS_F32, R, N, K, &err), SAE_OK);
     sae_matmul_set_weights(mm, W);
     for (size_t rows = R; rows >= R - 5; rows -= 5) {
         sae_matmul_run(mm, A, rows, C);
@@ -76,13 +76,20 @@ static void test_matmul_plans(void **state) {
         assert_memory_equal(C, G, rows * N * 4);
     }
     sae_matmul_free(mm);
-    /* oneDNN f32 (the measured alternative): f32 rounding only */
-    assert_int_equal(sae_matmul_create_kind(&mm, SAE_MATMUL_ONEDNN_F32, R, N, K, &err), SAE_OK);
-    sae_matmul_set_weights(mm, W);
-    sae_matmul_run(mm, A, R - 5, C);
-    sae_gemm_ref(0, 1, R - 5, N, K, 1.0f, A, K, W, K, 0.0f, G, N);
-    for (size_t i = 0; i < (R - 5) * N; i++) assert_true(fabsf(C[i] - G[i]) < 1e-4f);
-    sae_matmul_free(mm);
+    /* oneDNN f32 and the default f32 plan: f32 rounding only (97 terms of
+     * size ~1: ~1e-5), with all rows and with fewer rows than planned */
+    for (int t = 0; t < 2; t++) {
+        int rc = t == 0 ? sae_matmul_create_kind(&mm, SAE_MATMUL_ONEDNN_F32, R, N, K, &err)
+                        : sae_matmul_create(&mm, SAE_PRECISION_F32, R, N, K, &err);
+        assert_int_equal(rc, SAE_OK);
+        sae_matmul_set_weights(mm, W);
+        for (size_t rows = R; rows >= R - 5; rows -= 5) {
+            sae_matmul_run(mm, A, rows, C);
+            sae_gemm_ref(0, 1, rows, N, K, 1.0f, A, K, W, K, 0.0f, G, N);
+            for (size_t i = 0; i < rows * N; i++) assert_true(fabsf(C[i] - G[i]) < 1e-4f);
+        }
+        sae_matmul_free(mm);
+    }
     if (sae_precision_check(SAE_PRECISION_BF16, &err) < 0) {
         print_message("bf16 plan not tested: %s\n", err.msg);
         free(A), free(W), free(C), free(G), free(Ar), free(Wr);
