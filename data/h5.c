@@ -206,6 +206,45 @@ int data_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
     return write_ds(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, rank, dims, chunk_rows,
                     path, err);
 }
+/* Block by block through a small buffer, so a large matrix never needs a
+ * second full copy in memory. */
+#define TRANSPOSE_BLOCK 256
+int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, size_t rows,
+                                 size_t cols, const char *path, sae_error *err) {
+    char h5msg[256];
+    errno = 0;
+    float *tmp = malloc(TRANSPOSE_BLOCK * cols * sizeof *tmp);
+    if (!tmp) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory writing /%s", name);
+    hsize_t dims[2] = {cols, rows};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : 0;
+    for (size_t r0 = 0; rc >= 0 && r0 < rows; r0 += TRANSPOSE_BLOCK) {
+        size_t nb = rows - r0 < TRANSPOSE_BLOCK ? rows - r0 : TRANSPOSE_BLOCK;
+        for (size_t c = 0; c < cols; c++)
+            for (size_t r = 0; r < nb; r++) tmp[c * nb + r] = src[(r0 + r) * cols + c];
+        hsize_t start[2] = {0, r0}, count[2] = {cols, nb};
+        hid_t ms = H5Screate_simple(2, count, NULL);
+        rc = H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (rc >= 0) rc = H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, tmp);
+        H5Sclose(ms);
+    }
+    if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
+    H5Pclose(lcpl);
+    H5Sclose(sp);
+    free(tmp);
+    if (rc < 0) {
+        int full = errno == ENOSPC || errno == EFBIG;
+        data_h5_last_error(h5msg, sizeof h5msg);
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s%s%s%s%s", name,
+                             h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
+                             full ? ": disk full or file too large" : "");
+    }
+    return SAE_OK;
+}
+
 int data_h5_write_i64(hid_t loc, const char *name, const int64_t *data, hsize_t n,
                       const char *path, sae_error *err) {
     return write_ds(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, data, 1, &n, 0, path, err);

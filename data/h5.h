@@ -60,6 +60,9 @@ void data_h5_free_strings(char **s, size_t n);
  * chunks by rows. */
 int data_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
                       const hsize_t *dims, hsize_t chunk_rows, const char *path, sae_error *err);
+/* Writes src (rows, cols) as a (cols, rows) dataset, transposing in blocks. */
+int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, size_t rows,
+                                 size_t cols, const char *path, sae_error *err);
 int data_h5_write_i64(hid_t loc, const char *name, const int64_t *data, hsize_t n,
                       const char *path, sae_error *err);
 int data_h5_write_i32(hid_t loc, const char *name, const int32_t *data, hsize_t n,

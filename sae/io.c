@@ -20,12 +20,9 @@ int sae_file_write_model(int64_t h5_loc, const sae_model *m, double input_scale,
                          sae_error *err) {
     hid_t h = (hid_t)h5_loc;
     size_t D = m->cfg.d, M = m->cfg.m;
-    float *t = sae_alloc(D * M * sizeof(float));
-    if (!t) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
-    transpose(t, m->p.W_enc, M, D);
-    hsize_t denc[2] = {D, M}, ddec[2] = {M, D}, dm[1] = {M}, dd[1] = {D};
-    int rc = data_h5_write_f32(h, "W_enc", t, 2, denc, 0, path, err);
-    sae_free(t);
+    hsize_t ddec[2] = {M, D}, dm[1] = {M}, dd[1] = {D};
+    /* files hold W_enc as (D, M), the layout other tools expect */
+    int rc = data_h5_write_f32_transposed(h, "W_enc", m->p.W_enc, M, D, path, err);
     if (rc == SAE_OK) rc = data_h5_write_f32(h, "b_enc", m->p.b_enc, 1, dm, 0, path, err);
     if (rc == SAE_OK) rc = data_h5_write_f32(h, "W_dec", m->p.W_dec, 2, ddec, 0, path, err);
     if (rc == SAE_OK) rc = data_h5_write_f32(h, "b_dec", m->p.b_dec, 1, dd, 0, path, err);
