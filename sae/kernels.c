@@ -207,6 +207,9 @@ void sae_latent_scatter_backward(float *dW_dec, float *dW_enc, float *dpre_sum,
     for (size_t j = 0; j < M; j++) {
         float *gd = dW_dec + j * D, *ge = dW_enc + j * D;
         float sum = 0.0f;
+        /* zeroed here, while the row is about to be in cache anyway */
+        memset(gd, 0, D * sizeof *gd);
+        memset(ge, 0, D * sizeof *ge);
         for (uint32_t t = start[j]; t < start[j + 1]; t++) {
             uint32_t e = entry[t];
             size_t r = e / S, s = e % S;

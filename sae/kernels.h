@@ -5,7 +5,7 @@
  *   M  latents (dictionary size)  S  selection slots per row (k main + k_aux)
  * All matrices are row-major. Forward and backward of each operation sit side
  * by side; backward functions accumulate (+=) into gradients unless they say
- * otherwise. Threads (OpenMP) live inside these kernels only, and every output
+ * otherwise (the sparse weight gradients overwrite: no separate zeroing pass). Threads (OpenMP) live inside these kernels only, and every output
  * element is produced by one thread in a fixed order, so results are bitwise
  * reproducible for a given thread count.
  *
@@ -57,10 +57,11 @@ void sae_sparse_decode_backward(float *dval, const float *dout, const int32_t *i
 void sae_latent_index_build(uint32_t *start, uint32_t *entry, const int32_t *idx, const float *val,
                             size_t B, size_t M, size_t S);
 
-/* Weight gradients of the sparse encoder/decoder, latent by latent:
- *   dW_dec[j] += sum_e val[e] * dout_e[row(e)]        (D)
- *   dW_enc[j] += sum_e dval[e] * xc[row(e)]           (D)   (W_enc stored (M,D))
- *   dpre_sum[j] = sum_e dval[e]                       (overwritten)
+/* Weight gradients of the sparse encoder/decoder, latent by latent, all
+ * overwritten (rows of latents with no entry become zero):
+ *   dW_dec[j] = sum_e val[e] * dout_e[row(e)]         (D)
+ *   dW_enc[j] = sum_e dval[e] * xc[row(e)]            (D)   (W_enc stored (M,D))
+ *   dpre_sum[j] = sum_e dval[e]
  * where dout_e is dout_main for slots s < K_main and dout_aux otherwise. */
 void sae_latent_scatter_backward(float *dW_dec, float *dW_enc, float *dpre_sum,
                                  const uint32_t *start, const uint32_t *entry, const float *val,

@@ -193,11 +193,6 @@ void sae_model_init_params(sae_model *m, uint64_t seed) {
     memset(m->p.b_dec, 0, D * sizeof(float));
 }
 
-void sae_model_zero_grad(sae_model *m) {
-    SAE_ASSERT(m->grad_blob);
-    memset(m->grad_blob, 0, sae_param_count(&m->cfg) * sizeof(float));
-}
-
 /* --- forward ---------------------------------------------------------------- */
 /* xc = x - b_dec, and the encoder plan fed the current W_enc. bf16 rounds
  * W_enc into its own copy: redone on every forward because callers write
@@ -320,7 +315,7 @@ static void backward_topk(sae_model *m) {
     size_t B = m->B, D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;
     float sc = (float)(2.0 / m->var);
     for (size_t i = 0; i < B * D; i++) m->dxhat[i] = sc * m->err[i];
-    sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 1);
+    sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 0);
     sae_sparse_decode_backward(m->dval, m->dxhat, m->idx, m->val, m->p.W_dec, B, D, S, K);
     if (m->n_aux > 0 && m->aux_weight > 0.0f) {
         float sa = (float)(2.0 * m->aux_weight / m->aux_var);
@@ -331,7 +326,7 @@ static void backward_topk(sae_model *m) {
     sae_latent_index_build(m->lat_start, m->lat_entry, m->idx, m->val, B, M, S);
     sae_latent_scatter_backward(m->g.W_dec, m->g.W_enc, m->dpre_sum, m->lat_start, m->lat_entry,
                                 m->val, m->dval, m->xc, m->dxhat, m->dehat, M, D, S, K);
-    for (size_t j = 0; j < M; j++) m->g.b_enc[j] += m->dpre_sum[j];
+    memcpy(m->g.b_enc, m->dpre_sum, M * sizeof *m->g.b_enc);
     /* xc = x - b_dec: db_dec -= sum_b dpre_b @ W_enc = W_enc^T @ dpre_sum */
     sae_gemv(1, M, D, -1.0f, m->p.W_enc, D, m->dpre_sum, 1.0f, m->g.b_dec);
 }
@@ -341,9 +336,9 @@ static void backward_relu(sae_model *m, float l1) {
     const float *z = m->pre;
     float sc = 2.0f / (float)B;
     for (size_t i = 0; i < B * D; i++) m->dxhat[i] = sc * m->err[i];
-    sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 1);
-    /* decoder: dW_dec += z^T @ dxhat + (l1/B) (sum_b z_bj) W_dec_j / ||W_dec_j|| */
-    sae_gemm(1, 0, M, D, B, 1.0f, z, M, m->dxhat, D, 1.0f, m->g.W_dec, D);
+    sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 0);
+    /* decoder: dW_dec = z^T @ dxhat + (l1/B) (sum_b z_bj) W_dec_j / ||W_dec_j|| */
+    sae_gemm(1, 0, M, D, B, 1.0f, z, M, m->dxhat, D, 0.0f, m->g.W_dec, D);
     float lb = l1 / (float)B;
 #pragma omp parallel for schedule(static)
     for (size_t j = 0; j < M; j++) {
@@ -358,10 +353,10 @@ static void backward_relu(sae_model *m, float l1) {
         for (size_t j = 0; j < M; j++) m->dz[r * M + j] = lb * m->dec_norm[j];
     sae_gemm(0, 1, B, M, D, 1.0f, m->dxhat, D, m->p.W_dec, D, 1.0f, m->dz, M);
     sae_relu_backward(m->dz, z, B, M);
-    /* encoder: dW_enc (M,D) += dz^T @ xc; db_enc += sum_b dz; db_dec -= W_enc^T @ sum_b dz */
-    sae_gemm(1, 0, M, D, B, 1.0f, m->dz, M, m->xc, D, 1.0f, m->g.W_enc, D);
+    /* encoder: dW_enc (M,D) = dz^T @ xc; db_enc = sum_b dz; db_dec -= W_enc^T @ sum_b dz */
+    sae_gemm(1, 0, M, D, B, 1.0f, m->dz, M, m->xc, D, 0.0f, m->g.W_enc, D);
     sae_col_sum(m->dpre_sum, m->dz, 1.0f, B, M, 0);
-    for (size_t j = 0; j < M; j++) m->g.b_enc[j] += m->dpre_sum[j];
+    memcpy(m->g.b_enc, m->dpre_sum, M * sizeof *m->g.b_enc);
     sae_gemv(1, M, D, -1.0f, m->p.W_enc, D, m->dpre_sum, 1.0f, m->g.b_dec);
 }
 

@@ -26,9 +26,8 @@
  *                     .aux_coef = 1.0f / 32};
  *     sae_model_init(&m, &c, 4096, 1, &err);
  *     sae_model_init_params(&m, seed);
- *     sae_model_zero_grad(&m);
  *     sae_model_forward(&m, x, B, 0.0f, dead, n_dead, &loss);
- *     sae_model_backward(&m, x, B, 0.0f);
+ *     sae_model_backward(&m, 0.0f);
  *     sae_model_free(&m);
  */
 #ifndef SAE_SAE_H
@@ -143,9 +142,9 @@ void sae_model_forward(sae_model *m, const float *x, size_t B, float l1, const i
 /* Codes only (no decode, no loss), for passes that read activations:
  * topk fills m->idx/m->val (main slots; aux slots set to -1), relu fills m->pre. */
 void sae_model_encode(sae_model *m, const float *x, size_t B);
-/* Accumulates dL/dparams of the last forward into m->g. */
+/* Writes dL/dparams of the last forward into m->g (overwriting: the sparse
+ * topk weight gradients set every row, so no zeroing pass is needed). */
 void sae_model_backward(sae_model *m, float l1);
-void sae_model_zero_grad(sae_model *m);
 
 /* counts[j] += rows of the last forward in which latent j was active. */
 void sae_model_count_active(const sae_model *m, uint32_t *counts);

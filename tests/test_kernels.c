@@ -301,7 +301,8 @@ static void check_gradients(sae_arch arch, int with_aux) {
     float l1 = (float)rc.l1;
 
     sae_loss loss;
-    sae_model_zero_grad(&m);
+    /* backward must write every gradient: start from NaN, which would leak */
+    for (size_t i = 0; i < sae_param_count(&m.cfg); i++) m.grad_blob[i] = NAN;
     sae_model_forward(&m, x, B, l1, dead, rc.n_dead, &loss);
     sae_model_backward(&m, l1);
 

@@ -151,7 +151,6 @@ static int train_step(train__state *s, const train_params *p, const float *x, fl
     sae_model *m = &s->model;
     size_t B = p->batch, P = sae_param_count(&m->cfg);
     *n_dead = collect_dead(s, p->dead_tokens, s->dead);
-    sae_model_zero_grad(m);
     sae_model_forward(m, x, B, l1, s->dead, *n_dead, loss);
     if (!isfinite(loss->loss)) return SAE_ERR_NONFINITE;
     sae_model_backward(m, l1);
