@@ -79,7 +79,9 @@ int sae_precision_check(sae_precision p, sae_error *err) {
 /* --- the encoder product ----------------------------------------------------- */
 /* The f32 library, chosen by measurement (bench/bench_encoder, README "Speed"):
  * oneDNN's f32 matmul ran ~10% faster than OpenBLAS sgemm at the SAE's shapes. */
+#ifndef SAE_F32_KIND /* -DSAE_F32_KIND=SAE_MATMUL_OPENBLAS_F32 to measure the other */
 #define SAE_F32_KIND SAE_MATMUL_ONEDNN_F32
+#endif
 
 struct sae_matmul {
     sae_matmul_kind kind;
