@@ -88,6 +88,27 @@ no_file "$T/o.h5"
 "$SAE" train --data "$T/nan.h5" --out "$T/nan_sae.h5" --latents 32 --k 4 --batch 512 --skip-nonfinite \
     >/dev/null 2>"$T/err" && grep -q "warning: .*skipping 3 rows" "$T/err" && ok || bad "--skip-nonfinite: $(cat "$T/err")"
 
+# --- --precision bf16: refused where the CPU lacks bf16 (oneDNN told to use less) ---
+expect 1 "bf16 needs a CPU with AVX512-BF16 or AMX" -- env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --precision bf16
+no_file "$T/o.h5"
+expect 1 "bf16 needs a CPU with AVX512-BF16 or AMX" -- env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$SAE" features --sae "$T/good_sae.h5" --data "$T/good.h5" --out "$T/o.h5" --precision bf16
+expect 2 "must be one of f32|bf16" -- "$SAE" train --data "$T/good.h5" --out "$T/o.h5" --precision f16
+"$SAE" train --data "$T/good.h5" --out "$T/p_f32.h5" --latents 64 --k 4 --batch 512 >/dev/null 2>&1 ||
+    bad "train --precision f32"
+if "$SAE" train --data "$T/good.h5" --out "$T/p_bf16.h5" --latents 64 --k 4 --batch 512 \
+    --precision bf16 >/dev/null 2>"$T/err"; then
+    # where bf16 runs: compare with f32 on the same data and seed
+    f32=$("$SAE" eval --sae "$T/p_f32.h5" --data "$T/good.h5" | sed 's/.*"fvu":\([0-9.e-]*\).*/\1/')
+    bf16=$("$SAE" eval --sae "$T/p_bf16.h5" --data "$T/good.h5" | sed 's/.*"fvu":\([0-9.e-]*\).*/\1/')
+    # bf16 rounds only the encoder's inputs: FVU within 5% (relative) on this tiny run
+    awk -v a="$f32" -v b="$bf16" 'BEGIN { exit !(b <= a * 1.05 && b >= a * 0.95) }' && ok ||
+        bad "bf16 FVU $bf16 vs f32 $f32"
+elif grep -q "bf16 needs a CPU" "$T/err"; then
+    echo "cli_test: this CPU has no bf16 instructions; bf16 training not exercised"
+else
+    bad "train --precision bf16: $(cat "$T/err")"
+fi
+
 # --- a full disk (simulated with a file-size limit) leaves no output ----------------
 (ulimit -f 200; "$SAE" synth --out "$T/full.h5" --n 200000 --d 64 >/dev/null 2>"$T/err"); st=$?
 if [ $st = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q "^sae: error: .*full.h5" "$T/err"; then ok; else bad "full disk: exit $st: $(cat "$T/err")"; fi
