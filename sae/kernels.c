@@ -270,9 +270,11 @@ void sae_col_count_positive(uint32_t *counts, const float *a, size_t B, size_t N
     }
 }
 
-double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D) {
-    double total = 0.0;
-    /* per-row partial sums then a serial total: order fixed by construction */
+double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D,
+                    double *row_sums) {
+    /* per-row sums in parallel, then a serial total: the order is fixed, so
+     * the result does not depend on the thread count */
+#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < B; r++) {
         double acc = 0.0;
         for (size_t c = 0; c < D; c++) {
@@ -280,22 +282,57 @@ double sae_residual(float *err, const float *xhat, const float *x, size_t B, siz
             err[r * D + c] = e;
             acc += (double)e * e;
         }
-        total += acc;
+        row_sums[r] = acc;
     }
+    double total = 0.0;
+    for (size_t r = 0; r < B; r++) total += row_sums[r];
     return total;
 }
 
-double sae_total_variance(const float *x, size_t B, size_t D, double *colsum) {
-    /* sum ||x_b||^2 - B ||mean||^2, accumulated in double row by row */
-    double ss = 0.0;
-    memset(colsum, 0, D * sizeof *colsum);
-    for (size_t r = 0; r < B; r++)
+double sae_add_sumsq(float *out, const float *a, const float *b, size_t B, size_t D,
+                     double *row_sums) {
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < B; r++) {
+        double acc = 0.0;
         for (size_t c = 0; c < D; c++) {
-            double v = x[r * D + c];
-            colsum[c] += v;
-            ss += v * v;
+            float e = a[r * D + c] + b[r * D + c];
+            out[r * D + c] = e;
+            acc += (double)e * e;
         }
-    double mean_sq = 0.0;
+        row_sums[r] = acc;
+    }
+    double total = 0.0;
+    for (size_t r = 0; r < B; r++) total += row_sums[r];
+    return total;
+}
+
+void sae_scale(float *out, const float *a, float s, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = s * a[i];
+}
+
+#define VAR_BLOCK 64
+double sae_total_variance(const float *x, size_t B, size_t D, double *scratch) {
+    /* sum ||x_b||^2 - B ||mean||^2 in double. Column blocks go to threads,
+     * each summing its columns over the rows in order; block totals are then
+     * added in block order: fixed order for any thread count. */
+    size_t nb = (D + VAR_BLOCK - 1) / VAR_BLOCK;
+    double *colsum = scratch, *block_ss = scratch + D;
+#pragma omp parallel for schedule(static)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t c0 = blk * VAR_BLOCK, c1 = c0 + VAR_BLOCK < D ? c0 + VAR_BLOCK : D;
+        double ss = 0.0;
+        for (size_t c = c0; c < c1; c++) colsum[c] = 0.0;
+        for (size_t r = 0; r < B; r++)
+            for (size_t c = c0; c < c1; c++) {
+                double v = x[r * D + c];
+                colsum[c] += v;
+                ss += v * v;
+            }
+        block_ss[blk] = ss;
+    }
+    double ss = 0.0, mean_sq = 0.0;
+    for (size_t blk = 0; blk < nb; blk++) ss += block_ss[blk];
     for (size_t c = 0; c < D; c++) mean_sq += colsum[c] * colsum[c];
     return ss - mean_sq / (double)B;
 }

@@ -79,11 +79,18 @@ void sae_col_sum(float *out, const float *a, float alpha, size_t B, size_t N, in
 /* counts[j] += number of rows b with a[b,j] > 0 */
 void sae_col_count_positive(uint32_t *counts, const float *a, size_t B, size_t N);
 
-/* err (B,D) = xhat - x; returns the sum of squares (double accumulation). */
-double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D);
+/* err (B,D) = xhat - x (err may be xhat); returns the sum of squares
+ * (double accumulation). row_sums is B doubles of scratch. */
+double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D,
+                    double *row_sums);
+/* out (B,D) = a + b (out may be a or b); returns the sum of squares, as above. */
+double sae_add_sumsq(float *out, const float *a, const float *b, size_t B, size_t D,
+                     double *row_sums);
+/* out[i] = s * a[i] for n values (out may be a). */
+void sae_scale(float *out, const float *a, float s, size_t n);
 /* sum over rows of ||x_b - mean(x)||^2, the batch's total variance;
- * colsum is D doubles of scratch. */
-double sae_total_variance(const float *x, size_t B, size_t D, double *colsum);
+ * scratch is 2 * D doubles. */
+double sae_total_variance(const float *x, size_t B, size_t D, double *scratch);
 
 /* L2 norm of each of the M rows of W (M,D) into norms. */
 void sae_row_norms(float *norms, const float *W, size_t M, size_t D);

@@ -86,7 +86,7 @@ static size_t ws_items(sae_model *m, ws_item *it) {
     WS(pre, (topk ? m->chunk : cap) * M);
     WS(xhat, cap * D); /* err and dxhat share it: see sae.h */
     WS(dpre_sum, M);
-    WS(scratch_d, D);
+    WS(scratch_d, (cap > 2 * D ? cap : 2 * D));
     if (topk) {
         WS(idx, cap * S);
         WS(val, cap * S);
@@ -230,7 +230,7 @@ static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *
     encode_begin(m, x, B);
     encode_select(m, B, dead, n_dead, ka);
     sae_sparse_decode_forward(m->xhat, m->idx, m->val, m->p.W_dec, m->p.b_dec, B, D, S, K);
-    out->sse = sae_residual(m->err, m->xhat, x, B, D);
+    out->sse = sae_residual(m->err, m->xhat, x, B, D, m->scratch_d);
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
     out->loss = out->sse / m->var;
 
@@ -241,12 +241,7 @@ static void forward_topk(sae_model *m, const float *x, size_t B, const int32_t *
         m->aux_weight = m->cfg.aux_coef * (float)fmin((double)n_dead / (double)aux_k, 1.0);
         sae_sparse_decode_forward(m->ehat, m->idx + K, m->val + K, m->p.W_dec, NULL, B, D, S, ka);
         /* target r = x - xhat = -err; ehat - r = ehat + err (dehat holds it for now) */
-        double aux_sse = 0.0;
-        for (size_t i = 0; i < B * D; i++) {
-            float e = m->ehat[i] + m->err[i];
-            m->dehat[i] = e;
-            aux_sse += (double)e * e;
-        }
+        double aux_sse = sae_add_sumsq(m->dehat, m->ehat, m->err, B, D, m->scratch_d);
         m->aux_var = sae_total_variance(m->err, B, D, m->scratch_d);
         if (m->aux_var > 0.0) {
             out->aux_loss = m->aux_weight * aux_sse / m->aux_var;
@@ -274,7 +269,7 @@ static void forward_relu(sae_model *m, const float *x, size_t B, float l1, sae_l
     /* xhat (B,D) = z (B,M) @ W_dec (M,D) + b_dec */
     for (size_t r = 0; r < B; r++) memcpy(m->xhat + r * D, m->p.b_dec, D * sizeof(float));
     sae_gemm(0, 0, B, D, M, 1.0f, z, M, m->p.W_dec, D, 1.0f, m->xhat, D);
-    out->sse = sae_residual(m->err, m->xhat, x, B, D);
+    out->sse = sae_residual(m->err, m->xhat, x, B, D, m->scratch_d);
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
     sae_row_norms(m->dec_norm, m->p.W_dec, M, D);
     /* sparsity = l1/B * sum_j ||W_dec_j|| * sum_b z_bj ; dpre_sum holds sum_b z_bj */
@@ -314,12 +309,12 @@ void sae_model_encode(sae_model *m, const float *x, size_t B) {
 static void backward_topk(sae_model *m) {
     size_t B = m->B, D = m->cfg.d, M = m->cfg.m, K = m->cfg.k, S = m->S;
     float sc = (float)(2.0 / m->var);
-    for (size_t i = 0; i < B * D; i++) m->dxhat[i] = sc * m->err[i];
+    sae_scale(m->dxhat, m->err, sc, B * D);
     sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 0);
     sae_sparse_decode_backward(m->dval, m->dxhat, m->idx, m->val, m->p.W_dec, B, D, S, K);
     if (m->n_aux > 0 && m->aux_weight > 0.0f) {
         float sa = (float)(2.0 * m->aux_weight / m->aux_var);
-        for (size_t i = 0; i < B * D; i++) m->dehat[i] *= sa; /* held ehat + err */
+        sae_scale(m->dehat, m->dehat, sa, B * D); /* held ehat + err */
         sae_sparse_decode_backward(m->dval + K, m->dehat, m->idx + K, m->val + K, m->p.W_dec, B,
                                    D, S, m->n_aux);
     } /* else the forward left every aux slot at idx -1: no aux gradient */
@@ -335,7 +330,7 @@ static void backward_relu(sae_model *m, float l1) {
     size_t B = m->B, D = m->cfg.d, M = m->cfg.m;
     const float *z = m->pre;
     float sc = 2.0f / (float)B;
-    for (size_t i = 0; i < B * D; i++) m->dxhat[i] = sc * m->err[i];
+    sae_scale(m->dxhat, m->err, sc, B * D);
     sae_col_sum(m->g.b_dec, m->dxhat, 1.0f, B, D, 0);
     /* decoder: dW_dec = z^T @ dxhat + (l1/B) (sum_b z_bj) W_dec_j / ||W_dec_j|| */
     sae_gemm(1, 0, M, D, B, 1.0f, z, M, m->dxhat, D, 0.0f, m->g.W_dec, D);

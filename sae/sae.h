@@ -113,7 +113,7 @@ typedef struct sae_model {
     float *dpre_sum;    /* (M) */
     float *dz;          /* (cap, M) relu */
     float *dec_norm;    /* (M) relu */
-    double *scratch_d;  /* (D) */
+    double *scratch_d;  /* (max(cap, 2D)) */
 } sae_model;
 
 /* Allocates parameters (zeroed), gradients (if with_grads) and workspace for
