@@ -77,10 +77,13 @@ int sae_precision_check(sae_precision p, sae_error *err) {
 }
 
 /* --- the encoder product ----------------------------------------------------- */
-/* The f32 library, chosen by measurement (bench/bench_encoder, README "Speed"):
- * oneDNN's f32 matmul ran ~10% faster than OpenBLAS sgemm at the SAE's shapes. */
-#ifndef SAE_F32_KIND /* -DSAE_F32_KIND=SAE_MATMUL_OPENBLAS_F32 to measure the other */
-#define SAE_F32_KIND SAE_MATMUL_ONEDNN_F32
+/* The f32 library, chosen by measurement (README "Speed"): alone, oneDNN's
+ * f32 matmul runs ~5-10% faster than OpenBLAS sgemm at the SAE's shapes, but
+ * whole training steps ran at the same speed with either, and oneDNN keeps a
+ * second, blocked copy of W_enc (16 MiB at d=512, M=8192; 72 MiB at d=768,
+ * M=24576) that the memory budget cannot spare. */
+#ifndef SAE_F32_KIND /* -DSAE_F32_KIND=SAE_MATMUL_ONEDNN_F32 to measure the other */
+#define SAE_F32_KIND SAE_MATMUL_OPENBLAS_F32
 #endif
 
 struct sae_matmul {

@@ -14,7 +14,7 @@
  * W stored (n, k), planned once for a shape and a precision:
  *   f32   OpenBLAS sgemm on W in place (bitwise reproducible per thread count).
  *         oneDNN's f32 matmul is the other candidate; bench/ measures both
- *         and it was not faster at the SAE's shapes (README, Speed).
+ *         (gemm.c says why OpenBLAS stays).
  *   bf16  oneDNN: W and A are rounded to bfloat16 (W into the kernel's own
  *         blocked layout, by sae_matmul_set_weights), products accumulate in
  *         f32 and C is f32. It needs the CPU's bf16 instructions (AVX512-BF16

@@ -65,11 +65,11 @@ void sae_params_point(sae_params *p, float *blob, const sae_config *c) {
 /* --- allocation ------------------------------------------------------------ */
 size_t sae_encode_chunk_rows(const sae_config *c, size_t capacity) {
     if (c->arch != SAE_ARCH_TOPK) return capacity; /* relu keeps all of pre: it is z */
-    /* ~32 MiB of pre-activations per chunk, in multiples of 64 rows: at
-     * d=512, M=8192 that is 1024 rows, where sgemm already runs at its full
-     * rate (bench/bench_encoder) */
-    size_t rows = ((size_t)32 << 20) / (c->m * sizeof(float)) / 64 * 64;
-    if (rows < 64) rows = 64;
+    /* ~16 MiB of pre-activations per chunk (so the memory budget holds, see
+     * README), in multiples of 64 rows, and at least 256 rows so the product
+     * stays near its full rate: 512 rows at d=512, M=8192 */
+    size_t rows = ((size_t)16 << 20) / (c->m * sizeof(float)) / 64 * 64;
+    if (rows < 256) rows = 256;
     return rows < capacity ? rows : capacity;
 }
 
