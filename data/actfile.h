@@ -53,6 +53,7 @@ typedef struct data_actfile {
     int64_t schema_version;
     int64_t h5;        /* hid_t of the open file (opaque to callers) */
     int64_t h5_acts;   /* hid_t of /activations */
+    uint16_t *half_buf; /* float16 files: raw rows read under the HDF5 lock */
 } data_actfile;
 
 int data_actfile_open(data_actfile **out, const char *path, sae_error *err);
@@ -82,6 +83,8 @@ int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *firs
  * 1.10's own float->half conversion mis-rounds values whose mantissa carries
  * into the exponent (-0.99989 became -0.5), so the writer converts itself. */
 uint16_t data_f32_to_f16(float f);
+/* The float value of IEEE binary16 bits h (exact: every half is a float). */
+float data_f16_to_f32(uint16_t h);
 
 /* 1 if any of the d values is NaN or +-Inf */
 int data_row_nonfinite(const float *row, size_t d);
