@@ -243,7 +243,7 @@ def main():
         log("this CPU has no bf16 instructions: skipping --precision bf16")
     threads = [int(t) for t in a.threads.split(",")]
     # token budgets: config b costs 4.5x config a per token
-    budget = {"a": 245760 if a.quick else 1228800, "b": 49152 if a.quick else 245760}
+    budget = {"a": 245760 if a.quick else 819200, "b": 49152 if a.quick else 163840}
     # the memory check wants a file at least 4x the shuffle buffer
     buffer_rows = {"a": 65536 if a.quick else 262144, "b": 16384 if a.quick else 131072}
     res = dict(date=time.strftime("%Y-%m-%d"), mode="quick" if a.quick else "full",
@@ -297,7 +297,7 @@ def main():
             t = max(threads)
             peak = [p for p in res["peaks"] if p["config"] == name and p["threads"] == t][0]
             peak = peak["kinds"]["openblas_f32"]["gflops"]
-            relu_tokens = tokens // 4
+            relu_tokens = tokens // 8
             ref = None
             if py:
                 log(f"config {name}, {t} threads: PyTorch relu reference")

@@ -65,7 +65,10 @@ def main():
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
 
     steps = a.tokens // a.batch
-    t0 = time.time()
+    # steady state, as bench/run.py measures sae: from the end of step WARM
+    # (sae's first log report with --log-every 5) to the end
+    warm = min(5, steps - 1)
+    t0 = t_warm = time.time()
     for step, x in enumerate(tc.batches(X, scale, a.batch, steps, rng)):
         B = x.shape[0]
         z = encode(x, W_enc, b_enc, b_dec)
@@ -80,6 +83,8 @@ def main():
             torch.nn.utils.clip_grad_norm_(params, a.grad_clip)
         tc.set_lr(opt, tc.lr_at(step, steps, a.lr))
         opt.step()
+        if step + 1 == warm:
+            t_warm = time.time()
     elapsed = time.time() - t0
     del X
 
@@ -90,7 +95,8 @@ def main():
         return z @ W_dec + b_dec, (z > 0).sum()
 
     metrics = tc.evaluate(a.heldout, scale, reconstruct, W_dec)
-    tc.report(metrics, tokens=steps * a.batch, tokens_per_s=steps * a.batch / elapsed,
+    tc.report(metrics, tokens=steps * a.batch, tokens_per_s=(steps - warm) * a.batch / (t0 + elapsed - t_warm),
+              tokens_per_s_whole_loop=steps * a.batch / elapsed,
               arch="relu", impl="dense", threads=a.threads, batch=a.batch, latents=M, k=None,
               d=d, lr=a.lr, l1=a.l1, seed=a.seed)
 
