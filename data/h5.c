@@ -169,10 +169,20 @@ void data_h5_free_strings(char **s, size_t n) {
     free(s);
 }
 
+/* The error of a failed dataset write, naming a full disk when errno says so
+ * (errno is cleared before each write). */
+static int write_failed(const char *name, const char *path, sae_error *err) {
+    char h5msg[256];
+    int full = errno == ENOSPC || errno == EFBIG;
+    data_h5_last_error(h5msg, sizeof h5msg);
+    return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s%s%s%s%s", name,
+                         h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
+                         full ? ": disk full or file too large" : "");
+}
+
 static int write_ds(hid_t loc, const char *name, hid_t filetype, hid_t memtype, const void *data,
                     int rank, const hsize_t *dims, hsize_t chunk_rows, const char *path,
                     sae_error *err) {
-    char h5msg[256];
     errno = 0; /* so ENOSPC/EFBIG below come from this write */
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -191,14 +201,7 @@ static int write_ds(hid_t loc, const char *name, hid_t filetype, hid_t memtype, 
     H5Pclose(dcpl);
     H5Pclose(lcpl);
     H5Sclose(sp);
-    if (rc < 0) {
-        int full = errno == ENOSPC || errno == EFBIG;
-        data_h5_last_error(h5msg, sizeof h5msg);
-        return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s%s%s%s%s", name,
-                             h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
-                             full ? ": disk full or file too large" : "");
-    }
-    return SAE_OK;
+    return rc < 0 ? write_failed(name, path, err) : SAE_OK;
 }
 
 int data_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
@@ -211,7 +214,6 @@ int data_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
 #define TRANSPOSE_BLOCK 256
 int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, size_t rows,
                                  size_t cols, const char *path, sae_error *err) {
-    char h5msg[256];
     errno = 0;
     float *tmp = malloc(TRANSPOSE_BLOCK * cols * sizeof *tmp);
     if (!tmp) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory writing /%s", name);
@@ -235,14 +237,7 @@ int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, 
     H5Pclose(lcpl);
     H5Sclose(sp);
     free(tmp);
-    if (rc < 0) {
-        int full = errno == ENOSPC || errno == EFBIG;
-        data_h5_last_error(h5msg, sizeof h5msg);
-        return sae_error_set(err, SAE_ERR_IO, path, "cannot write /%s%s%s%s%s", name,
-                             h5msg[0] ? " (" : "", h5msg, h5msg[0] ? ")" : "",
-                             full ? ": disk full or file too large" : "");
-    }
-    return SAE_OK;
+    return rc < 0 ? write_failed(name, path, err) : SAE_OK;
 }
 
 int data_h5_write_i64(hid_t loc, const char *name, const int64_t *data, hsize_t n,

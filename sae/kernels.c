@@ -270,16 +270,17 @@ void sae_col_count_positive(uint32_t *counts, const float *a, size_t B, size_t N
     }
 }
 
-double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D,
-                    double *row_sums) {
-    /* per-row sums in parallel, then a serial total: the order is fixed, so
-     * the result does not depend on the thread count */
+/* out = a + sign * b (sign is +1 or -1, so exact), returning the sum of
+ * squares: per-row sums in parallel, then a serial total, an order fixed
+ * whatever the thread count. */
+static double combine_sumsq(float *out, const float *a, const float *b, float sign, size_t B,
+                            size_t D, double *row_sums) {
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < B; r++) {
         double acc = 0.0;
         for (size_t c = 0; c < D; c++) {
-            float e = xhat[r * D + c] - x[r * D + c];
-            err[r * D + c] = e;
+            float e = a[r * D + c] + sign * b[r * D + c];
+            out[r * D + c] = e;
             acc += (double)e * e;
         }
         row_sums[r] = acc;
@@ -289,21 +290,14 @@ double sae_residual(float *err, const float *xhat, const float *x, size_t B, siz
     return total;
 }
 
+double sae_residual(float *err, const float *xhat, const float *x, size_t B, size_t D,
+                    double *row_sums) {
+    return combine_sumsq(err, xhat, x, -1.0f, B, D, row_sums);
+}
+
 double sae_add_sumsq(float *out, const float *a, const float *b, size_t B, size_t D,
                      double *row_sums) {
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < B; r++) {
-        double acc = 0.0;
-        for (size_t c = 0; c < D; c++) {
-            float e = a[r * D + c] + b[r * D + c];
-            out[r * D + c] = e;
-            acc += (double)e * e;
-        }
-        row_sums[r] = acc;
-    }
-    double total = 0.0;
-    for (size_t r = 0; r < B; r++) total += row_sums[r];
-    return total;
+    return combine_sumsq(out, a, b, 1.0f, B, D, row_sums);
 }
 
 void sae_scale(float *out, const float *a, float s, size_t n) {
