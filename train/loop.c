@@ -95,7 +95,11 @@ static int init_from_sample(const train_params *p, data_actfile *f, train__state
     if (!x) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory for the init sample");
     /* a shuffled stream of its own (different seed), so the sample is spread
      * over the file and does not overlap the first training batches' order */
-    data_reader_params rp = {.buffer_rows = p->buffer_rows, .seed = p->seed ^ 0x1d17ULL,
+    /* a shuffle buffer of 4x the sample, not the training one: the sample
+     * still comes from blocks spread over the whole file, and this phase no
+     * longer holds a full-size buffer beside the model (it set the peak RSS) */
+    size_t buf = 4 * n < p->buffer_rows ? 4 * n : p->buffer_rows;
+    data_reader_params rp = {.buffer_rows = buf, .seed = p->seed ^ 0x1d17ULL,
                              .skip_nonfinite = p->skip_nonfinite};
     data_reader *r = NULL;
     int rc = data_reader_open(&r, f, &rp, NULL, err);
