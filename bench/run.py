@@ -177,6 +177,14 @@ def torch_reference(py, script, train, held, cfg, tokens, threads, extra=()):
     return r
 
 
+def torch_row(config, threads, what, ref, flops_per_token, peak):
+    """A table row for a PyTorch reference run."""
+    gflops = ref["tokens_per_s"] * flops_per_token / 1e9
+    return dict(config=config, threads=threads, what=what, tokens_per_s=ref["tokens_per_s"],
+                gflops=gflops, of_peak=gflops / peak, fvu=ref["fvu"],
+                peak_rss_mib=ref["peak_rss_mib"])
+
+
 def bf16_supported():
     """Whether bench_encoder could plan the bf16 product on this CPU."""
     out, _, _, _ = timed([BENCH_ENCODER, "64", "64", "64", "1"])
@@ -266,11 +274,7 @@ def main():
                 log(f"config {name}, {t} threads: PyTorch reference")
                 ref = torch_reference(py, "torch_topk_reference.py", train, held, cfg, tokens, t,
                                       ["--k", str(K)])
-                res["rows"].append(dict(config=name, threads=t, what="torch topk (sparse)",
-                                        tokens_per_s=ref["tokens_per_s"],
-                                        gflops=ref["tokens_per_s"] * flops_per_token / 1e9,
-                                        of_peak=ref["tokens_per_s"] * flops_per_token / 1e9 / peak,
-                                        fvu=ref["fvu"], peak_rss_mib=ref["peak_rss_mib"]))
+                res["rows"].append(torch_row(name, t, "torch topk (sparse)", ref, flops_per_token, peak))
             for prec in ["f32"] + (["bf16"] if bf16 else []):
                 log(f"config {name}, {t} threads: sae train topk {prec}")
                 tag = f"{name}_topk_{prec}_t{t}"
@@ -302,11 +306,7 @@ def main():
             if py:
                 log(f"config {name}, {t} threads: PyTorch relu reference")
                 ref = torch_reference(py, "torch_relu_reference.py", train, held, cfg, relu_tokens, t)
-                res["rows"].append(dict(config=name, threads=t, what="torch relu (dense)",
-                                        tokens_per_s=ref["tokens_per_s"],
-                                        gflops=ref["tokens_per_s"] * flops_per_token / 1e9,
-                                        of_peak=ref["tokens_per_s"] * flops_per_token / 1e9 / peak,
-                                        fvu=ref["fvu"], peak_rss_mib=ref["peak_rss_mib"]))
+                res["rows"].append(torch_row(name, t, "torch relu (dense)", ref, flops_per_token, peak))
             for prec in ["f32"] + (["bf16"] if bf16 else []):
                 log(f"config {name}, {t} threads: sae train relu {prec}")
                 r = train_sae(a.work, f"{name}_relu_{prec}_t{t}", train, held, "relu", cfg,

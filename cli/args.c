@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
+const char *const CLI_PRECISIONS[] = {"f32", "bf16", NULL};
 
 static void on_signal(int sig) {
     (void)sig;

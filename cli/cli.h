@@ -34,6 +34,9 @@ typedef struct cli_opt {
     const char *const *choices;
 } cli_opt;
 
+/* Choices of --precision, in sae_precision order (common/gemm.h). */
+extern const char *const CLI_PRECISIONS[];
+
 /* Parses argv (argv[0] is the subcommand) against opts. Positional arguments
  * are collected into pos (up to max_pos). "--help" sets *help. Returns 0, or
  * prints one error line and returns CLI_EXIT_USAGE. If `config_path` is not

@@ -39,7 +39,6 @@ int cmd_features(int argc, char **argv) {
     const char *sae_path = NULL, *data = NULL, *out = NULL, *json = NULL;
     feat_opts o = feat_default_opts();
     int threads = cli_default_threads(), precision = SAE_PRECISION_F32;
-    static const char *const PRECISIONS[] = {"f32", "bf16", NULL}; /* sae_precision order */
     cli_opt opts[] = {
         {"sae", CLI_STR, &sae_path, "SAE (.h5)", 0, NULL},
         {"data", CLI_STR, &data, "activation file (schema v1)", 0, NULL},
@@ -49,7 +48,7 @@ int cmd_features(int argc, char **argv) {
         {"json", CLI_STR, &json, "also write one JSON object per feature to this file", 0, NULL},
         {"batch", CLI_SIZE, &o.batch, "rows per encoder sgemm", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
-        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 0, PRECISIONS},
+        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 0, CLI_PRECISIONS},
     };
     size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
     const char *pos[1];

@@ -14,7 +14,6 @@
 
 static const char *const ARCHS[] = {"topk", "relu", NULL};
 static const char *const BDEC[] = {"median", "mean", "zero", NULL};
-static const char *const PRECISIONS[] = {"f32", "bf16", NULL}; /* sae_precision order */
 
 /* Fails early (before hours of training) if the output cannot be created. */
 static int check_writable(const char *out) {
@@ -83,7 +82,7 @@ int cmd_train(int argc, char **argv) {
         {"buffer", CLI_SIZE, &p.buffer_rows, "shuffle buffer in rows (memory: rows x d x 4 B)", 1, NULL},
         {"skip-nonfinite", CLI_TRUE, &p.skip_nonfinite, "drop NaN/Inf rows instead of refusing", 1, NULL},
         {"threads", CLI_INT, &threads, "threads (BLAS and kernels)", 1, NULL},
-        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 1, PRECISIONS},
+        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 1, CLI_PRECISIONS},
         {"seed", CLI_U64, &p.seed, "random seed (init and shuffling)", 1, NULL},
         {"log", CLI_STR, &log, "write metrics as JSON lines to this file", 1, NULL},
         {"log-every", CLI_SIZE, &p.log_every, "steps between metric reports", 1, NULL},
