@@ -11,7 +11,6 @@
 #include "cli/cli.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
-const char *const CLI_PRECISIONS[] = {"f32", "bf16", NULL};
 
 static void on_signal(int sig) {
     (void)sig;
@@ -202,13 +201,17 @@ int cli_parse(int argc, char **argv, const char *cmd, const cli_opt *opts, size_
     *help = 0;
     /* config first, so that every flag on the command line overrides it */
     int rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 1);
-    if (rc == 0 && !*help) rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 0);
+    /* flags are read with --help too: help shows the defaults they select (an architecture's) */
+    if (rc == 0) rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 0);
     return rc;
 }
 
 static void format_value(char *buf, size_t cap, const cli_opt *o) {
     switch (o->type) {
-    case CLI_SIZE: snprintf(buf, cap, "%zu", *(size_t *)o->target); break;
+    case CLI_SIZE: /* SAE_AUTO: decided from the data */
+        if (*(size_t *)o->target == (size_t)-1) snprintf(buf, cap, "auto");
+        else snprintf(buf, cap, "%zu", *(size_t *)o->target);
+        break;
     case CLI_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(uint64_t *)o->target); break;
     case CLI_INT: snprintf(buf, cap, "%d", *(int *)o->target); break;
     case CLI_FLOAT: snprintf(buf, cap, "%g", (double)*(float *)o->target); break;
@@ -225,6 +228,11 @@ static void format_value(char *buf, size_t cap, const cli_opt *o) {
 
 void cli_usage(FILE *out, const char *cmd, const char *synopsis, const char *about,
                const cli_opt *opts, size_t n_opts) {
+    cli_usage_notes(out, cmd, synopsis, about, opts, n_opts, NULL);
+}
+
+void cli_usage_notes(FILE *out, const char *cmd, const char *synopsis, const char *about,
+                     const cli_opt *opts, size_t n_opts, const char *const *notes) {
     fprintf(out, "usage: sae %s %s\n\n%s\n\noptions:\n", cmd, synopsis, about);
     for (size_t i = 0; i < n_opts; i++) {
         const cli_opt *o = &opts[i];
@@ -241,8 +249,9 @@ void cli_usage(FILE *out, const char *cmd, const char *synopsis, const char *abo
         }
         format_value(def, sizeof def, o);
         fprintf(out, "  %-26s %s", flag, o->help);
-        if (takes_value(o) && def[0] && o->type != CLI_CHOICE) fprintf(out, " [%s]", def);
-        if (o->type == CLI_CHOICE) fprintf(out, " [%s]", def);
+        if (notes && notes[i]) fprintf(out, " [%s]", notes[i]);
+        else if (takes_value(o) && def[0] && o->type != CLI_CHOICE) fprintf(out, " [%s]", def);
+        else if (o->type == CLI_CHOICE) fprintf(out, " [%s]", def);
         fputc('\n', out);
     }
     fprintf(out, "  %-26s %s\n", "--help", "show this help");

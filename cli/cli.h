@@ -34,8 +34,6 @@ typedef struct cli_opt {
     const char *const *choices;
 } cli_opt;
 
-/* Choices of --precision, in sae_precision order (common/gemm.h). */
-extern const char *const CLI_PRECISIONS[];
 
 /* Parses argv (argv[0] is the subcommand) against opts. Positional arguments
  * are collected into pos (up to max_pos). "--help" sets *help. Returns 0, or
@@ -46,6 +44,10 @@ int cli_parse(int argc, char **argv, const char *cmd, const cli_opt *opts, size_
               const char **pos, size_t max_pos, size_t *n_pos, int *help);
 void cli_usage(FILE *out, const char *cmd, const char *synopsis, const char *about,
                const cli_opt *opts, size_t n_opts);
+/* The same, with notes[i] (when not NULL) shown instead of option i's
+ * default, e.g. "not used by topk". */
+void cli_usage_notes(FILE *out, const char *cmd, const char *synopsis, const char *about,
+                     const cli_opt *opts, size_t n_opts, const char *const *notes);
 /* Sets one option from text; src names where it came from for messages. */
 int cli_set(const cli_opt *o, const char *value, const char *src);
 

@@ -6,10 +6,9 @@
 
 #include "cli/cli.h"
 #include "common/gemm.h"
+#include "data/actfile.h"
 #include "data/capture.h"
 
-static const char *const SITES[] = {"resid_pre", "attn_out", "mlp_out", "resid_post", NULL};
-static const char *const DTYPES[] = {"f32", "f16", NULL};
 
 typedef struct {
     int tty;
@@ -55,9 +54,9 @@ int cmd_capture(int argc, char **argv) {
         {"tokenizer", CLI_STR, &tok, "its tokenizer.bin", 0, NULL},
         {"corpus", CLI_STR, &p.corpus_path, "JSON Lines {\"text\",\"label\"} or text with blank-line-separated documents", 0, NULL},
         {"layer", CLI_INT, &layer, "block, counted from 0", 0, NULL},
-        {"site", CLI_CHOICE, &site, "where in the block", 0, SITES},
+        {"site", CLI_CHOICE, &site, "where in the block", 0, data_site_names},
         {"seq-len", CLI_SIZE, &p.seq_len, "tokens per window with BOS (0 = the model's)", 0, NULL},
-        {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, DTYPES},
+        {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, data_dtype_names},
         {"keep-bos", CLI_TRUE, &p.keep_bos, "also write the BOS position of each window", 0, NULL},
         {"batch", CLI_SIZE, &p.batch_rows, "tokens per forward pass", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
@@ -102,7 +101,7 @@ int cmd_capture(int argc, char **argv) {
         cli_error(&err);
         return err.code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
     }
-    fprintf(stderr, "sae capture: wrote %s (%s of block %d, %.1f s)\n", out, SITES[site], layer,
+    fprintf(stderr, "sae capture: wrote %s (%s of block %d, %.1f s)\n", out, data_site_names[site], layer,
             since(&cp.t0));
     return CLI_EXIT_OK;
 }

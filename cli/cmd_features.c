@@ -48,7 +48,7 @@ int cmd_features(int argc, char **argv) {
         {"json", CLI_STR, &json, "also write one JSON object per feature to this file", 0, NULL},
         {"batch", CLI_SIZE, &o.batch, "rows per encoder sgemm", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
-        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 0, CLI_PRECISIONS},
+        {"precision", CLI_CHOICE, &precision, "encoder product: f32, or bf16 on CPUs with AVX512-BF16/AMX", 0, sae_precision_names},
     };
     size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
     const char *pos[1];

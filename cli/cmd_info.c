@@ -36,8 +36,10 @@ static int info_sae(const char *path, int64_t h) {
         return CLI_EXIT_ERROR;
     }
     printf("%s: SAE (%s)\n", path, sae_arch_name(c.arch));
+    char desc[256];
+    sae_config_describe(&c, desc, sizeof desc);
     printf("  d_model        %zu\n  latents        %zu\n", c.d, c.m);
-    if (c.arch == SAE_ARCH_TOPK) printf("  k              %zu\n  aux_k          %zu\n", c.k, c.aux_k);
+    if (desc[0]) printf("  settings       %s\n", desc);
     printf("  input_scale    %.6g\n", scale);
     char data[4096];
     if (data_h5_get_attr_str((hid_t)h, "data", data, sizeof data) == SAE_OK)
@@ -45,7 +47,7 @@ static int info_sae(const char *path, int64_t h) {
     print_attr((hid_t)h, "tokens", "tokens (0=all)");
     print_attr((hid_t)h, "batch", "batch");
     print_attr((hid_t)h, "lr", "lr");
-    if (c.arch == SAE_ARCH_RELU) print_attr((hid_t)h, "l1", "l1");
+    if (sae_arch_uses(c.arch) & SAE_USES_SPARSITY) print_attr((hid_t)h, "l1", "sparsity_coef");
     print_attr((hid_t)h, "seed", "seed");
     int64_t step, total, tokens, complete, threads;
     hid_t g = H5Lexists((hid_t)h, "train", H5P_DEFAULT) > 0 ? H5Gopen2((hid_t)h, "train", H5P_DEFAULT) : -1;

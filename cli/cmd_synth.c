@@ -2,10 +2,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "data/actfile.h"
 #include "data/synth.h"
 #include "common/gemm.h"
 
-static const char *const DTYPES[] = {"f32", "f16", NULL};
 
 int cmd_synth(int argc, char **argv) {
     data_synth_params p = data_synth_default_params();
@@ -22,7 +22,7 @@ int cmd_synth(int argc, char **argv) {
         {"noise", CLI_DOUBLE, &p.noise, "Gaussian noise std per coordinate", 0, NULL},
         {"token-noise", CLI_DOUBLE, &p.token_noise, "probability a row's token is random", 0, NULL},
         {"doc-len", CLI_SIZE, &p.doc_len, "rows per document", 0, NULL},
-        {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, DTYPES},
+        {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, data_dtype_names},
         {"heldout", CLI_TRUE, &p.heldout, "fresh rows from the same dictionary (evaluation split)", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
     };
@@ -54,6 +54,6 @@ int cmd_synth(int argc, char **argv) {
         return err.code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
     }
     fprintf(stderr, "sae synth: wrote %s (%zu rows x d=%zu, %zu planted features, %s)\n", out, p.n,
-            p.d, p.features, DTYPES[dtype]);
+            p.d, p.features, data_dtype_names[dtype]);
     return CLI_EXIT_OK;
 }

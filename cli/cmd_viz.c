@@ -266,16 +266,10 @@ static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t 
         rc = data_actfile_read_rows(dc->f, (size_t)dc->r0 + b0, cnt, x, err);
         for (size_t i = 0; i < cnt * D; i++) x[i] = isfinite(x[i]) ? x[i] * (float)dc->scale : 0.0f;
         if (rc < 0) break;
-        sae_model_encode(&dc->m, x, cnt);
-        for (size_t i = 0; i < cnt; i++) {
-            if (dc->m.cfg.arch == SAE_ARCH_TOPK) {
-                for (size_t s = 0; s < dc->m.cfg.k; s++)
-                    if (dc->m.idx[i * dc->m.S + s] >= 0)
-                        dc->acts[(b0 + i) * M + (size_t)dc->m.idx[i * dc->m.S + s]] = dc->m.val[i * dc->m.S + s];
-            } else {
-                memcpy(dc->acts + (b0 + i) * M, dc->m.pre + i * M, M * sizeof(float));
-            }
-        }
+        sae_codes c;
+        if ((rc = sae_model_encode(&dc->m, x, cnt, err)) < 0 || (rc = sae_model_codes(&dc->m, &c, err)) < 0) break;
+        for (size_t j = 0; j < M; j++)
+            for (uint32_t t = c.start[j]; t < c.start[j + 1]; t++) dc->acts[(b0 + c.row[t]) * M + j] = c.val[t];
     }
     sae_free(x);
     return rc;

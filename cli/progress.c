@@ -66,11 +66,12 @@ static void on_start(const train_params *p, const sae_model *m, double scale, ui
     cli_progress *pr = user;
     const sae_config *c = &m->cfg;
     size_t np = sae_param_count(c);
-    fprintf(stderr, "sae train: %s SAE d=%zu M=%zu", sae_arch_name(c->arch), c->d, c->m);
-    if (c->arch == SAE_ARCH_TOPK)
-        fprintf(stderr, " k=%zu aux_k=%zu%s", c->k, c->aux_k, c->aux_k ? "" : " (AuxK off)");
-    else
-        fprintf(stderr, " l1=%g (warm-up %.0f%%)", (double)p->l1, 100.0 * p->l1_warmup);
+    char desc[256];
+    sae_config_describe(c, desc, sizeof desc);
+    fprintf(stderr, "sae train: %s SAE d=%zu M=%zu %s", sae_arch_name(c->arch), c->d, c->m, desc);
+    if (sae_arch_uses(c->arch) & SAE_USES_SPARSITY)
+        fprintf(stderr, " sparsity_coef=%g (warm-up %.0f%%)", (double)p->sparsity_coef,
+                100.0 * p->sparsity_warmup);
     fprintf(stderr, "\n  %llu steps x batch %zu = %llu tokens; lr %g (warm-up %.0f%%, decay %.0f%%); "
                     "seed %llu; %d threads\n",
             (unsigned long long)total_steps, p->batch, (unsigned long long)(total_steps * p->batch),
@@ -99,6 +100,7 @@ static void on_metrics(const train_metrics *mt, void *user) {
         cJSON_AddNumberToObject(j, "l0", mt->l0);
         cJSON_AddNumberToObject(j, "dead_frac", mt->dead_frac);
         cJSON_AddNumberToObject(j, "aux_loss", mt->aux_loss);
+        cJSON_AddNumberToObject(j, "sparsity_loss", mt->sparsity);
         cJSON_AddNumberToObject(j, "lr", mt->lr);
         cJSON_AddNumberToObject(j, "tokens_per_s", mt->tokens_per_s);
         cJSON_AddNumberToObject(j, "elapsed_s", mt->elapsed_s);

@@ -42,13 +42,17 @@ void sae_gemv(int trans_a, size_t m, size_t n, float alpha, const float *A, size
 }
 
 /* --- precision ------------------------------------------------------------- */
+const char *const sae_precision_names[] = {[SAE_PRECISION_F32] = "f32", [SAE_PRECISION_BF16] = "bf16", NULL};
+
 const char *sae_precision_name(sae_precision p) { return p == SAE_PRECISION_BF16 ? "bf16" : "f32"; }
 
 int sae_precision_parse(const char *s, sae_precision *out) {
-    if (strcmp(s, "f32") == 0) *out = SAE_PRECISION_F32;
-    else if (strcmp(s, "bf16") == 0) *out = SAE_PRECISION_BF16;
-    else return -1;
-    return 0;
+    for (int i = 0; sae_precision_names[i]; i++)
+        if (strcmp(s, sae_precision_names[i]) == 0) {
+            *out = (sae_precision)i;
+            return 0;
+        }
+    return -1;
 }
 
 static const char *isa_name(dnnl_cpu_isa_t isa) {

@@ -46,6 +46,8 @@ void sae_gemv(int trans_a, size_t m, size_t n, float alpha, const float *A, size
               const float *x, float beta, float *y);
 
 typedef enum sae_precision { SAE_PRECISION_F32 = 0, SAE_PRECISION_BF16 = 1 } sae_precision;
+/* Names in enum order, NULL-terminated (the CLI's --precision choices). */
+extern const char *const sae_precision_names[];
 const char *sae_precision_name(sae_precision p);
 int sae_precision_parse(const char *s, sae_precision *out); /* 0 ok, -1 unknown */
 /* SAE_OK when p runs at full speed on this CPU; otherwise SAE_ERR_UNSUPPORTED

@@ -17,6 +17,8 @@
 
 #define DEFAULT_CHUNK_ROWS 1024
 
+const char *const data_dtype_names[] = {[DATA_DTYPE_F32] = "f32", [DATA_DTYPE_F16] = "f16", NULL};
+
 static const char *class_name(H5T_class_t c, size_t size) {
     switch (c) {
     case H5T_INTEGER: return size == 8 ? "int64" : size == 4 ? "int32" : "integer";

@@ -36,6 +36,10 @@
 
 #define DATA_SCHEMA_VERSION 1
 
+/* Storage types of /activations, in order, NULL-terminated (the CLI's --dtype choices). */
+typedef enum data_dtype { DATA_DTYPE_F32 = 0, DATA_DTYPE_F16 = 1 } data_dtype;
+extern const char *const data_dtype_names[];
+
 typedef struct data_actfile {
     char path[4096];
     size_t n;          /* rows N */

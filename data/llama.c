@@ -14,13 +14,13 @@
 #include "common/gemm.h"
 #include "common/mem.h"
 
-static const char *const SITE_NAMES[DATA_N_SITES] = {"resid_pre", "attn_out", "mlp_out", "resid_post"};
+const char *const data_site_names[DATA_N_SITES + 1] = {"resid_pre", "attn_out", "mlp_out", "resid_post", NULL};
 
-const char *data_site_name(data_site s) { return SITE_NAMES[s]; }
+const char *data_site_name(data_site s) { return data_site_names[s]; }
 
 int data_site_parse(const char *s, data_site *out) {
     for (int i = 0; i < DATA_N_SITES; i++)
-        if (strcmp(s, SITE_NAMES[i]) == 0) {
+        if (strcmp(s, data_site_names[i]) == 0) {
             *out = (data_site)i;
             return 0;
         }

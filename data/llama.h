@@ -61,6 +61,8 @@ typedef enum data_site {
     DATA_SITE_RESID_POST = 3, /* residual stream leaving block L */
 } data_site;
 #define DATA_N_SITES 4
+/* Site names in enum order, NULL-terminated (the CLI's --site choices). */
+extern const char *const data_site_names[DATA_N_SITES + 1];
 const char *data_site_name(data_site s);
 int data_site_parse(const char *s, data_site *out);
 

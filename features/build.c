@@ -335,10 +335,8 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     float *raw = sae_alloc(B * D * sizeof(float)), *x = sae_alloc(B * D * sizeof(float));
     int32_t *tok = malloc(B * sizeof *tok);
     int64_t *rowid = malloc(B * sizeof *rowid);
-    uint32_t *lat_start = malloc((M + 1) * sizeof *lat_start);
-    uint32_t *lat_entry = malloc(B * (m->S ? m->S : 1) * sizeof *lat_entry);
     int rc = fd && s.sum && s.heap_n && s.res_val && s.res_row && s.sk_id && s.sk_cnt && s.sk_hits &&
-                     s.sk_sum && raw && x && tok && rowid && lat_start && lat_entry
+                     s.sk_sum && raw && x && tok && rowid
                  ? SAE_OK
                  : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu features", M);
     if (rc == SAE_OK) {
@@ -364,9 +362,9 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
             rowid[n++] = (int64_t)(r0 + i);
         }
         if (n == 0) continue;
-        sae_model_encode(m, x, n);
+        if ((rc = sae_model_encode(m, x, n, err)) < 0) break;
         block_ctx bctx = {&s, rowid, s.has_tokens ? tok : NULL};
-        feat__each_code(m, n, lat_start, lat_entry, update_code, &bctx);
+        if ((rc = feat__each_code(m, update_code, &bctx, err)) < 0) break;
         fd->n_tokens += n;
         if (cb) cb(r0 + cnt, f->n, user);
     }
@@ -393,7 +391,7 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     if (fd) fd->n_skipped = skipped;
     pass_free(&s);
     sae_free(raw), sae_free(x);
-    free(tok), free(rowid), free(lat_start), free(lat_entry);
+    free(tok), free(rowid);
     if (rc < 0) {
         feat_free(fd);
         return rc;

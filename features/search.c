@@ -231,9 +231,8 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
     double rss[2] = {0, 0};
     float *raw = sae_alloc(B * D * 4), *x = sae_alloc(B * D * 4);
     int8_t *bc = malloc(B);
-    uint32_t *start = malloc((M + 1) * 4), *entry = malloc(B * (m->S ? m->S : 1) * 4);
     int rc = cls && a.fires[0] && a.fires[1] && a.sum[0] && a.sum[1] && a.sumsq[0] && a.sumsq[1] &&
-                     a.hist[0] && a.hist[1] && rs[0] && rs[1] && raw && x && bc && start && entry
+                     a.hist[0] && a.hist[1] && rs[0] && rs[1] && raw && x && bc
                  ? SAE_OK
                  : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     size_t n_match = 0;
@@ -260,9 +259,9 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
             bc[n++] = (int8_t)c;
         }
         if (!n) continue;
-        sae_model_encode(m, x, n);
+        if ((rc = sae_model_encode(m, x, n, err)) < 0) break;
         acc_block blk = {&a, bc};
-        feat__each_code(m, n, start, entry, acc_code, &blk);
+        if ((rc = feat__each_code(m, acc_code, &blk, err)) < 0) break;
     }
     if (rc == SAE_OK) {
         out->rows = calloc(M, sizeof *out->rows);
@@ -302,7 +301,7 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         qsort(out->rows, M, sizeof *out->rows, o->kind == FEAT_SEARCH_CONTRAST ? by_diff : by_auroc);
     }
     for (int c = 0; c < 2; c++) free(a.fires[c]), free(a.sum[c]), free(a.sumsq[c]), free(a.hist[c]), free(rs[c]);
-    free(cls), sae_free(raw), sae_free(x), free(bc), free(start), free(entry);
+    free(cls), sae_free(raw), sae_free(x), free(bc);
     if (rc < 0) feat_search_result_free(out);
     return rc;
 }

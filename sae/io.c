@@ -2,6 +2,7 @@
 #include "sae/io.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,35 +17,90 @@ static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
         for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
 }
 
+/* Settings beyond v1's (k, aux_k, aux_coef), written only where the
+ * architecture uses them, so topk and relu files stay readable by v1 readers. */
+typedef struct {
+    const char *name;
+    unsigned uses;
+    size_t off;
+    int is_float;
+} cfg_attr;
+static const cfg_attr EXTRA[] = {
+    {"threshold_lr", SAE_USES_THRESHOLD_LR, offsetof(sae_config, threshold_lr), 1},
+    {"target_l0", SAE_USES_JUMP, offsetof(sae_config, target_l0), 0},
+    {"bandwidth", SAE_USES_JUMP, offsetof(sae_config, bandwidth), 1},
+    {"threshold_init", SAE_USES_JUMP, offsetof(sae_config, threshold_init), 1},
+};
+#define N_EXTRA (sizeof EXTRA / sizeof EXTRA[0])
+
+static int write_config(hid_t h, const sae_config *c, double input_scale) {
+    unsigned uses = sae_arch_uses(c->arch);
+    int a = 0;
+    a |= data_h5_set_attr_str(h, "format", "sae");
+    a |= data_h5_set_attr_i64(h, "format_version", sae_arch_file_version(c->arch));
+    a |= data_h5_set_attr_str(h, "arch", sae_arch_name(c->arch));
+    a |= data_h5_set_attr_i64(h, "d_model", (int64_t)c->d);
+    a |= data_h5_set_attr_i64(h, "n_latents", (int64_t)c->m);
+    a |= data_h5_set_attr_i64(h, "k", (int64_t)c->k);
+    a |= data_h5_set_attr_i64(h, "aux_k", (int64_t)c->aux_k);
+    a |= data_h5_set_attr_f64(h, "aux_coef", c->aux_coef);
+    a |= data_h5_set_attr_f64(h, "input_scale", input_scale);
+    for (size_t i = 0; i < N_EXTRA; i++) {
+        if (!(uses & EXTRA[i].uses)) continue;
+        const char *f = (const char *)c + EXTRA[i].off;
+        if (EXTRA[i].is_float) a |= data_h5_set_attr_f64(h, EXTRA[i].name, *(const float *)f);
+        else a |= data_h5_set_attr_i64(h, EXTRA[i].name, (int64_t) * (const size_t *)f);
+    }
+    return a;
+}
+
 int sae_file_write_model(int64_t h5_loc, const sae_model *m, double input_scale, const char *path,
                          sae_error *err) {
     hid_t h = (hid_t)h5_loc;
-    size_t D = m->cfg.d, M = m->cfg.m;
-    hsize_t ddec[2] = {M, D}, dm[1] = {M}, dd[1] = {D};
-    /* files hold W_enc as (D, M), the layout other tools expect */
-    int rc = data_h5_write_f32_transposed(h, "W_enc", m->p.W_enc, M, D, path, err);
-    if (rc == SAE_OK) rc = data_h5_write_f32(h, "b_enc", m->p.b_enc, 1, dm, 0, path, err);
-    if (rc == SAE_OK) rc = data_h5_write_f32(h, "W_dec", m->p.W_dec, 2, ddec, 0, path, err);
-    if (rc == SAE_OK) rc = data_h5_write_f32(h, "b_dec", m->p.b_dec, 1, dd, 0, path, err);
+    sae_tensor t[SAE_MAX_TENSORS];
+    size_t nt = sae_tensors(&m->cfg, t);
+    int rc = SAE_OK;
+    for (size_t i = 0; i < nt && rc == SAE_OK; i++) {
+        const float *data = sae_tensor_data(&m->p, &t[i]);
+        hsize_t dims[2] = {t[i].rows, t[i].cols};
+        /* W_enc is held (M, D) and stored (D, M), the layout other tools expect */
+        if (t[i].file_transposed)
+            rc = data_h5_write_f32_transposed(h, t[i].name, data, t[i].rows, t[i].cols, path, err);
+        else
+            rc = data_h5_write_f32(h, t[i].name, data, t[i].cols ? 2 : 1, dims, 0, path, err);
+    }
+    if (rc == SAE_OK && m->cfg.n_widths) {
+        int64_t w[SAE_MAX_WIDTHS];
+        for (size_t i = 0; i < m->cfg.n_widths; i++) w[i] = (int64_t)m->cfg.widths[i];
+        rc = data_h5_write_i64(h, "widths", w, m->cfg.n_widths, path, err);
+    }
     if (rc < 0) return rc;
-    int a = 0;
-    a |= data_h5_set_attr_str(h, "format", "sae");
-    a |= data_h5_set_attr_i64(h, "format_version", SAE_FILE_FORMAT_VERSION);
-    a |= data_h5_set_attr_str(h, "arch", sae_arch_name(m->cfg.arch));
-    a |= data_h5_set_attr_i64(h, "d_model", (int64_t)D);
-    a |= data_h5_set_attr_i64(h, "n_latents", (int64_t)M);
-    a |= data_h5_set_attr_i64(h, "k", (int64_t)m->cfg.k);
-    a |= data_h5_set_attr_i64(h, "aux_k", (int64_t)m->cfg.aux_k);
-    a |= data_h5_set_attr_f64(h, "aux_coef", m->cfg.aux_coef);
-    a |= data_h5_set_attr_f64(h, "input_scale", input_scale);
-    if (a) return sae_error_set(err, SAE_ERR_IO, path, "cannot write attributes");
+    if (write_config(h, &m->cfg, input_scale))
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot write attributes");
+    return SAE_OK;
+}
+
+static int read_widths(hid_t h, sae_config *c, const char *path, sae_error *err) {
+    data_h5_info info;
+    if (data_h5_dataset_info(h, "widths", &info) != SAE_OK) return SAE_OK; /* none */
+    if (info.rank != 1 || info.cls != H5T_INTEGER || info.dims[0] < 1 || info.dims[0] > SAE_MAX_WIDTHS)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/widths must hold 1 to %d integers", SAE_MAX_WIDTHS);
+    int64_t w[SAE_MAX_WIDTHS];
+    int rc = data_h5_read_i64(h, "widths", w, (size_t)info.dims[0], path, err);
+    if (rc < 0) return rc;
+    c->n_widths = (size_t)info.dims[0];
+    for (size_t i = 0; i < c->n_widths; i++) {
+        if (w[i] <= 0 || (uint64_t)w[i] > c->m)
+            return sae_error_set(err, SAE_ERR_FORMAT, path, "/widths[%zu] = %lld is out of range", i, (long long)w[i]);
+        c->widths[i] = (size_t)w[i];
+    }
     return SAE_OK;
 }
 
 int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, const char *path,
                          sae_error *err) {
     hid_t h = (hid_t)h5_loc;
-    char fmt[64], arch[64];
+    char fmt[64], arch[64] = "";
     if (data_h5_get_attr_str(h, "format", fmt, sizeof fmt) != SAE_OK || strcmp(fmt, "sae") != 0) {
         data_h5_info info;
         if (data_h5_dataset_info(h, "activations", &info) == SAE_OK)
@@ -66,7 +122,8 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
         return sae_error_set(err, SAE_ERR_FORMAT, path, "unknown or missing arch attribute '%s'",
                              arch);
     if (data_h5_get_attr_i64(h, "d_model", &d) != SAE_OK ||
-        data_h5_get_attr_i64(h, "n_latents", &m) != SAE_OK || d <= 0 || m <= 0)
+        data_h5_get_attr_i64(h, "n_latents", &m) != SAE_OK || d <= 0 || m <= 0 ||
+        d > INT32_MAX || m > INT32_MAX)
         return sae_error_set(err, SAE_ERR_FORMAT, path, "missing or bad d_model/n_latents attributes");
     data_h5_get_attr_i64(h, "k", &k);
     data_h5_get_attr_i64(h, "aux_k", &aux_k);
@@ -78,6 +135,16 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
     c->k = k > 0 ? (size_t)k : 0;
     c->aux_k = aux_k > 0 ? (size_t)aux_k : 0;
     c->aux_coef = (float)aux_coef;
+    for (size_t i = 0; i < N_EXTRA; i++) {
+        char *f = (char *)c + EXTRA[i].off;
+        double v = 0;
+        int64_t iv = 0;
+        if (EXTRA[i].is_float && data_h5_get_attr_f64(h, EXTRA[i].name, &v) == SAE_OK) *(float *)f = (float)v;
+        if (!EXTRA[i].is_float && data_h5_get_attr_i64(h, EXTRA[i].name, &iv) == SAE_OK)
+            *(size_t *)f = iv > 0 ? (size_t)iv : 0;
+    }
+    int rc = read_widths(h, c, path, err);
+    if (rc < 0) return rc;
     *input_scale = scale;
     sae_error tmp = {0};
     if (sae_config_validate(c, &tmp) < 0)
@@ -87,31 +154,33 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
 
 int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_error *err) {
     hid_t h = (hid_t)h5_loc;
-    size_t D = m->cfg.d, M = m->cfg.m;
-    struct {
-        const char *name;
-        int rank;
-        hsize_t d0, d1;
-    } want[4] = {{"W_enc", 2, D, M}, {"b_enc", 1, M, 0}, {"W_dec", 2, M, D}, {"b_dec", 1, D, 0}};
-    for (int i = 0; i < 4; i++) {
+    sae_tensor t[SAE_MAX_TENSORS];
+    size_t nt = sae_tensors(&m->cfg, t), big = 0;
+    for (size_t i = 0; i < nt; i++) {
         data_h5_info info;
-        if (data_h5_dataset_info(h, want[i].name, &info) != SAE_OK)
-            return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", want[i].name);
-        if (info.rank != want[i].rank || info.cls != H5T_FLOAT || info.dims[0] != want[i].d0 ||
-            (want[i].rank == 2 && info.dims[1] != want[i].d1))
+        hsize_t d0 = t[i].file_transposed ? t[i].cols : t[i].rows;
+        hsize_t d1 = t[i].file_transposed ? t[i].rows : t[i].cols;
+        if (data_h5_dataset_info(h, t[i].name, &info) != SAE_OK)
+            return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", t[i].name);
+        if (info.rank != (t[i].cols ? 2 : 1) || info.cls != H5T_FLOAT || info.dims[0] != d0 ||
+            (t[i].cols && info.dims[1] != d1))
             return sae_error_set(err, SAE_ERR_FORMAT, path,
-                                 "/%s has the wrong shape or type for d=%zu, M=%zu", want[i].name, D, M);
+                                 "/%s has the wrong shape or type for d=%zu, M=%zu", t[i].name,
+                                 m->cfg.d, m->cfg.m);
+        if (t[i].file_transposed && sae_tensor_numel(&t[i]) > big) big = sae_tensor_numel(&t[i]);
     }
-    float *t = sae_alloc(D * M * sizeof(float));
-    if (!t) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
-    int rc = data_h5_read_f32(h, "W_enc", t, D * M, path, err);
-    if (rc == SAE_OK) transpose(m->p.W_enc, t, D, M);
-    sae_free(t);
-    if (rc == SAE_OK) rc = data_h5_read_f32(h, "b_enc", m->p.b_enc, M, path, err);
-    if (rc == SAE_OK) rc = data_h5_read_f32(h, "W_dec", m->p.W_dec, M * D, path, err);
-    if (rc == SAE_OK) rc = data_h5_read_f32(h, "b_dec", m->p.b_dec, D, path, err);
+    float *tmp = big ? sae_alloc(big * sizeof(float)) : NULL;
+    if (big && !tmp) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    int rc = SAE_OK;
+    for (size_t i = 0; i < nt && rc == SAE_OK; i++) {
+        float *dst = sae_tensor_data(&m->p, &t[i]);
+        size_t n = sae_tensor_numel(&t[i]);
+        rc = data_h5_read_f32(h, t[i].name, t[i].file_transposed ? tmp : dst, n, path, err);
+        if (rc == SAE_OK && t[i].file_transposed) transpose(dst, tmp, t[i].cols, t[i].rows);
+    }
+    sae_free(tmp);
     if (rc == SAE_OK) {
-        size_t n = sae_param_count(&m->cfg);
+        size_t n = sae_blob_count(&m->cfg);
         for (size_t i = 0; i < n; i++)
             if (!isfinite(m->param_blob[i]))
                 return sae_error_set(err, SAE_ERR_NONFINITE, path, "SAE parameters hold NaN or Inf");

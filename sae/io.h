@@ -1,13 +1,21 @@
 /* sae/io.h: SAE files: the trained dictionary in HDF5.
  *
  * Layout (also the model part of a training checkpoint, see train/train.h):
+ * the architecture's tensor list (sae_tensors), one float32 dataset each:
  *   /W_enc float32 [d, M]   encoder (x - b_dec) @ W_enc + b_enc
  *   /b_enc float32 [M]
  *   /W_dec float32 [M, d]   decoder rows = feature directions
  *   /b_dec float32 [d]
- *   root attributes: format = "sae", format_version = 1, arch ("topk"|"relu"),
- *     d_model, n_latents, k, aux_k, aux_coef, input_scale, plus the training
+ *   /threshold float32 [M]  jumprelu: per-latent thresholds (learned)
+ *              float32 [1]  batchtopk, matryoshka: the inference threshold
+ *   /widths int64 [G]       matryoshka: nested dictionary sizes
+ *   root attributes: format = "sae", format_version, arch, d_model, n_latents,
+ *     k, aux_k, aux_coef, input_scale; where the architecture uses them
+ *     threshold_lr, target_l0, bandwidth, threshold_init; plus the training
  *     run's hyperparameters (written by train/).
+ * format_version is the lowest version that describes the file: 1 for topk
+ * and relu (unchanged since v1, so older readers still open them), 2 for the
+ * architectures v2 added. Readers accept every version up to theirs.
  * The parameters act on scaled inputs: a raw activation x is encoded as
  * x * input_scale, and the reconstruction is divided by input_scale.
  *
@@ -22,7 +30,7 @@
 #include "common/err.h"
 #include "sae/sae.h"
 
-#define SAE_FILE_FORMAT_VERSION 1
+#define SAE_FILE_FORMAT_VERSION 2
 
 /* Writes the four tensors and the config attributes into an open HDF5 file
  * or group (an hid_t). */

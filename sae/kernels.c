@@ -2,7 +2,12 @@
 #include "sae/kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
+
+#include "common/err.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -24,6 +29,7 @@ void sae_sub_bias_forward(float *xc, const float *x, const float *b, size_t B, s
  * K best. The buffer holds at least 2K + one block, so each compaction drops
  * at least K entries and the work stays linear in the row. */
 #define TOPK_BLOCK 16
+#define COL_BLOCK 256 /* columns per thread in the column reductions */
 
 static inline int better(sae_topk_pair a, sae_topk_pair b) {
     return (a.v > b.v) | ((a.v == b.v) & (a.j < b.j)); /* no branches: see select_best */
@@ -147,15 +153,16 @@ void sae_topk_forward(int32_t *idx, float *val, const float *pre, const float *b
 
 /* --- sparse decode: out = val @ W_dec over the selected rows -------------- */
 void sae_sparse_decode_forward(float *out, const int32_t *idx, const float *val, const float *W_dec,
-                               const float *bias, size_t B, size_t D, size_t S, size_t K) {
+                               const float *bias, size_t B, size_t D, const uint32_t *first,
+                               const uint32_t *count) {
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < B; r++) {
         float *o = out + r * D;
         if (bias) memcpy(o, bias, D * sizeof(float));
         else memset(o, 0, D * sizeof(float));
-        for (size_t s = 0; s < K; s++) {
-            int32_t j = idx[r * S + s];
-            float v = val[r * S + s];
+        for (size_t e = first[r]; e < (size_t)first[r] + count[r]; e++) {
+            int32_t j = idx[e];
+            float v = val[e];
             if (j < 0 || v == 0.0f) continue;
             const float *w = W_dec + (size_t)j * D;
             for (size_t c = 0; c < D; c++) o[c] += v * w[c];
@@ -163,31 +170,51 @@ void sae_sparse_decode_forward(float *out, const int32_t *idx, const float *val,
     }
 }
 
-void sae_sparse_decode_backward(float *dval, const float *dout, const int32_t *idx,
-                                const float *val, const float *W_dec, size_t B, size_t D,
-                                size_t S, size_t K) {
+void sae_sparse_decode_backward(float *dval, const float *const *dout, const uint8_t *group,
+                                const int32_t *idx, const float *val, const float *W_dec,
+                                size_t B, size_t D, const uint32_t *first, const uint32_t *count) {
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < B; r++) {
-        const float *g = dout + r * D;
-        for (size_t s = 0; s < K; s++) {
-            int32_t j = idx[r * S + s];
+        for (size_t e = first[r]; e < (size_t)first[r] + count[r]; e++) {
+            int32_t j = idx[e];
             float acc = 0.0f;
-            if (j >= 0 && val[r * S + s] > 0.0f) {
+            if (j >= 0 && val[e] > 0.0f) {
+                const float *g = dout[group ? group[j] : 0] + r * D;
                 const float *w = W_dec + (size_t)j * D;
                 /* simd reduction: vector partial sums in a fixed order, so still
                  * reproducible, and ~8x faster than the strict serial sum */
 #pragma omp simd reduction(+ : acc)
                 for (size_t c = 0; c < D; c++) acc += g[c] * w[c];
             }
-            dval[r * S + s] = acc;
+            dval[e] = acc;
         }
     }
 }
 
+void sae_sparse_decode_prefixes(float *const *out, const int32_t *idx, const float *val,
+                                const float *W_dec, const float *bias, size_t B, size_t D,
+                                const uint32_t *first, const uint32_t *count,
+                                const size_t *widths, size_t G) {
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < B; r++) {
+        /* accumulate into the full reconstruction; copy it out at each width */
+        float *o = out[G - 1] + r * D;
+        size_t g = 0;
+        memcpy(o, bias, D * sizeof(float));
+        for (size_t e = first[r]; e < (size_t)first[r] + count[r]; e++) {
+            int32_t j = idx[e];
+            if (j < 0 || val[e] == 0.0f) continue;
+            for (; g + 1 < G && (size_t)j >= widths[g]; g++) memcpy(out[g] + r * D, o, D * sizeof(float));
+            const float *w = W_dec + (size_t)j * D;
+            for (size_t c = 0; c < D; c++) o[c] += val[e] * w[c];
+        }
+        for (; g + 1 < G; g++) memcpy(out[g] + r * D, o, D * sizeof(float));
+    }
+}
+
 void sae_latent_index_build(uint32_t *start, uint32_t *entry, const int32_t *idx, const float *val,
-                            size_t B, size_t M, size_t S) {
+                            size_t n, size_t M) {
     memset(start, 0, (M + 1) * sizeof *start);
-    size_t n = B * S;
     for (size_t e = 0; e < n; e++)
         if (idx[e] >= 0 && val[e] > 0.0f) start[idx[e] + 1]++;
     for (size_t j = 0; j < M; j++) start[j + 1] += start[j];
@@ -199,21 +226,22 @@ void sae_latent_index_build(uint32_t *start, uint32_t *entry, const int32_t *idx
 }
 
 void sae_latent_scatter_backward(float *dW_dec, float *dW_enc, float *dpre_sum,
-                                 const uint32_t *start, const uint32_t *entry, const float *val,
-                                 const float *dval, const float *xc, const float *dout_main,
-                                 const float *dout_aux, size_t M, size_t D, size_t S,
-                                 size_t K_main) {
+                                 const uint32_t *start, const uint32_t *entry,
+                                 const uint32_t *ent_row, const float *val, const float *dval,
+                                 const float *xc, const float *const *dout_main,
+                                 const uint8_t *group, const float *dout_aux, size_t M, size_t D) {
 #pragma omp parallel for schedule(dynamic, 64)
     for (size_t j = 0; j < M; j++) {
         float *gd = dW_dec + j * D, *ge = dW_enc + j * D;
+        const float *main_j = dout_main[group ? group[j] : 0];
         float sum = 0.0f;
         /* zeroed here, while the row is about to be in cache anyway */
         memset(gd, 0, D * sizeof *gd);
         memset(ge, 0, D * sizeof *ge);
         for (uint32_t t = start[j]; t < start[j + 1]; t++) {
-            uint32_t e = entry[t];
-            size_t r = e / S, s = e % S;
-            const float *go = (s < K_main ? dout_main : dout_aux) + r * D;
+            uint32_t e = entry[t], rr = ent_row[e];
+            size_t r = rr & SAE_ROW_MASK;
+            const float *go = ((rr & SAE_ROW_AUX) ? dout_aux : main_j) + r * D;
             const float *xr = xc + r * D;
             float v = val[e], g = dval[e];
             for (size_t c = 0; c < D; c++) {
@@ -223,6 +251,205 @@ void sae_latent_scatter_backward(float *dW_dec, float *dW_enc, float *dpre_sum,
             sum += g;
         }
         dpre_sum[j] = sum;
+    }
+}
+
+/* --- BatchTopK selection ----------------------------------------------------
+ * The per-row scheme of topk_row stretched over many rows: values above t go
+ * into a buffer, and a full buffer is cut to its N best by select_best on
+ * (value, row, latent), raising t to the N-th best value. Threads scan
+ * disjoint rows into their own buffers starting from the shared t, so each
+ * buffer is a superset of that range's part of the batch's N best. */
+static inline int batch_better(sae_batch_pair a, sae_batch_pair b) {
+    return (a.v > b.v) | ((a.v == b.v) & ((a.row < b.row) | ((a.row == b.row) & (a.j < b.j))));
+}
+
+/* select_best's quickselect for batch pairs: p[0..N) become the N best of p[0..n). */
+static void batch_select(sae_batch_pair *p, size_t n, size_t N) {
+    size_t lo = 0, hi = n, want = N - 1;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        sae_batch_pair t;
+#define BSWAP(a, b) (t = (a), (a) = (b), (b) = t)
+        if (batch_better(p[mid], p[lo])) BSWAP(p[mid], p[lo]);
+        if (batch_better(p[hi - 1], p[lo])) BSWAP(p[hi - 1], p[lo]);
+        if (batch_better(p[hi - 1], p[mid])) BSWAP(p[hi - 1], p[mid]);
+        BSWAP(p[mid], p[hi - 1]);
+        sae_batch_pair piv = p[hi - 1];
+        size_t store = lo;
+        for (size_t i = lo; i + 1 < hi; i++) {
+            sae_batch_pair x = p[i];
+            int b = batch_better(x, piv);
+            p[i] = p[store];
+            p[store] = x;
+            store += (size_t)b;
+        }
+        BSWAP(p[store], p[hi - 1]);
+#undef BSWAP
+        if (store == want) return;
+        if (want < store) hi = store;
+        else lo = store + 1;
+    }
+}
+
+size_t sae_batch_local_len(size_t N) { return 2 * N + 2 * TOPK_BLOCK; }
+
+/* v admitted when it can still be among the N best: v > 0 before the first cut,
+ * v >= t after it (a tie may win on its smaller row or latent). */
+static float admit_level(float t) { return t > 0.0f ? nextafterf(t, 0.0f) : 0.0f; }
+
+static void batch_cut(sae_batch_pair *buf, size_t *nb, float *t, size_t N) {
+    if (*nb <= N) return;
+    batch_select(buf, *nb, N);
+    *nb = N;
+    float worst = buf[0].v;
+    for (size_t i = 1; i < N; i++) worst = buf[i].v < worst ? buf[i].v : worst;
+    if (worst > *t) *t = worst;
+}
+
+static void batch_scan_rows(sae_batch_pair *buf, size_t *nb, float *t, size_t N, const float *pre,
+                            const float *b_enc, size_t r0, size_t ra, size_t rb, size_t M) {
+    size_t cap = sae_batch_local_len(N);
+    for (size_t r = ra; r < rb; r++) {
+        const float *p = pre + r * M;
+        for (size_t c0 = 0; c0 < M; c0 += TOPK_BLOCK) {
+            size_t cn = M - c0 < TOPK_BLOCK ? M - c0 : TOPK_BLOCK;
+            float v[TOPK_BLOCK], lvl = admit_level(*t);
+            unsigned mask = 0;
+            if (cn == TOPK_BLOCK) {
+                mask = block_above(v, p + c0, b_enc + c0, lvl);
+            } else {
+                for (size_t i = 0; i < cn; i++) {
+                    float x = p[c0 + i] + b_enc[c0 + i];
+                    v[i] = x > 0.0f ? x : 0.0f;
+                    mask |= (unsigned)(v[i] > lvl) << i;
+                }
+            }
+            for (; mask; mask &= mask - 1) {
+                unsigned i = (unsigned)__builtin_ctz(mask);
+                buf[(*nb)++] = (sae_batch_pair){v[i], (uint32_t)(r0 + r), (int32_t)(c0 + i)};
+            }
+            if (*nb + TOPK_BLOCK > cap) batch_cut(buf, nb, t, N);
+        }
+    }
+}
+
+void sae_batchtopk_chunk(sae_batch_pair *sel, size_t *n_sel, float *t, size_t N,
+                         sae_batch_pair *local, size_t nthr, const float *pre, const float *b_enc,
+                         size_t r0, size_t rows, size_t M) {
+    size_t len = sae_batch_local_len(N), counts[256];
+    SAE_ASSERT(nthr >= 1 && nthr <= 256);
+    float t0 = *t;
+#pragma omp parallel num_threads((int)nthr)
+    {
+        size_t id = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        sae_batch_pair *buf = local + id * len;
+        size_t nb = 0;
+        float tt = t0;
+        batch_scan_rows(buf, &nb, &tt, N, pre, b_enc, r0, rows * id / nt, rows * (id + 1) / nt, M);
+        batch_cut(buf, &nb, &tt, N);
+        counts[id] = nb;
+#pragma omp barrier
+#pragma omp single
+        for (size_t i = nt; i < nthr; i++) counts[i] = 0;
+    }
+    for (size_t i = 0; i < nthr; i++) {
+        memcpy(sel + *n_sel, local + i * len, counts[i] * sizeof *sel);
+        *n_sel += counts[i];
+    }
+    batch_cut(sel, n_sel, t, N);
+}
+
+static int by_latent(const void *a, const void *b) {
+    const sae_batch_pair *x = a, *y = b;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+float sae_batchtopk_finish(int32_t *idx, float *val, uint32_t *first, uint32_t *count,
+                           uint32_t base, sae_batch_pair *sel, size_t n_sel, size_t N, size_t B) {
+    /* sel holds (nthr + 1) * N >= 2N pairs: the second N are the sort's space */
+    size_t n = n_sel < N ? n_sel : N;
+    sae_batch_pair *sorted = sel + N;
+    float worst = 0.0f;
+    if (n_sel > N) batch_select(sel, n_sel, N);
+    memset(count, 0, B * sizeof *count);
+    for (size_t i = 0; i < n; i++) count[sel[i].row]++;
+    uint32_t at = 0;
+    for (size_t r = 0; r < B; r++) first[r] = at, at += count[r];
+    /* counting sort by row (count doubles as the cursor), then each row by latent */
+    memset(count, 0, B * sizeof *count);
+    for (size_t i = 0; i < n; i++) {
+        sorted[first[sel[i].row] + count[sel[i].row]++] = sel[i];
+        worst = i == 0 || sel[i].v < worst ? sel[i].v : worst;
+    }
+#pragma omp parallel for schedule(dynamic, 64)
+    for (size_t r = 0; r < B; r++) {
+        sae_batch_pair *p = sorted + first[r];
+        qsort(p, count[r], sizeof *p, by_latent);
+        for (uint32_t i = 0; i < count[r]; i++) idx[base + first[r] + i] = p[i].j, val[base + first[r] + i] = p[i].v;
+    }
+    for (size_t r = 0; r < B; r++) first[r] += base;
+    return worst;
+}
+
+/* --- threshold rule ----------------------------------------------------------- */
+void sae_threshold_count(uint32_t *count, const float *pre, const float *b_enc, float theta,
+                         size_t rows, size_t M) {
+    float lvl = theta > 0.0f ? theta : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        uint32_t n = 0;
+        for (size_t j = 0; j < M; j++) n += pre[r * M + j] + b_enc[j] > lvl;
+        count[r] = n;
+    }
+}
+
+void sae_threshold_fill(int32_t *idx, float *val, const uint32_t *first, const float *pre,
+                        const float *b_enc, float theta, size_t rows, size_t M) {
+    float lvl = theta > 0.0f ? theta : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        uint32_t e = first[r];
+        for (size_t j = 0; j < M; j++) {
+            float v = pre[r * M + j] + b_enc[j];
+            if (v > lvl) idx[e] = (int32_t)j, val[e++] = v;
+        }
+    }
+}
+
+/* --- JumpReLU --------------------------------------------------------------------- */
+size_t sae_jumprelu_forward(float *z, float *pre, const float *b_enc, const float *theta,
+                            size_t B, size_t M) {
+    size_t active = 0;
+#pragma omp parallel for schedule(static) reduction(+ : active)
+    for (size_t r = 0; r < B; r++) {
+        float *p = pre + r * M, *zr = z + r * M;
+        for (size_t j = 0; j < M; j++) {
+            float v = p[j] + b_enc[j];
+            int on = v > theta[j] && v > 0.0f;
+            p[j] = v;
+            zr[j] = on ? v : 0.0f;
+            active += (size_t)on; /* integer sum: order-free */
+        }
+    }
+    return active;
+}
+
+void sae_jumprelu_backward(float *dz, float *dtheta, const float *pre, const float *theta,
+                           float eps, float l0_grad, size_t B, size_t M) {
+    size_t nb = (M + COL_BLOCK - 1) / COL_BLOCK;
+    float inv = 1.0f / eps, half = 0.5f * eps;
+#pragma omp parallel for schedule(static)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t j0 = blk * COL_BLOCK, j1 = j0 + COL_BLOCK < M ? j0 + COL_BLOCK : M;
+        float acc[COL_BLOCK] = {0};
+        for (size_t r = 0; r < B; r++)
+            for (size_t j = j0; j < j1; j++) {
+                float p = pre[r * M + j], th = theta[j], g = dz[r * M + j];
+                if (fabsf(p - th) < half) acc[j - j0] -= inv * (th * g + l0_grad);
+                dz[r * M + j] = p > th && p > 0.0f ? g : 0.0f;
+            }
+        for (size_t j = j0; j < j1; j++) dtheta[j] = acc[j - j0];
     }
 }
 
@@ -246,7 +473,6 @@ void sae_relu_backward(float *dz, const float *z, size_t B, size_t M) {
 
 /* Column blocks go to threads; each thread sums its columns over all rows in
  * row order, so the result does not depend on the schedule. */
-#define COL_BLOCK 256
 void sae_col_sum(float *out, const float *a, float alpha, size_t B, size_t N, int accumulate) {
     size_t nb = (N + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
@@ -258,6 +484,13 @@ void sae_col_sum(float *out, const float *a, float alpha, size_t B, size_t N, in
         for (size_t j = j0; j < j1; j++)
             out[j] = accumulate ? out[j] + alpha * acc[j - j0] : alpha * acc[j - j0];
     }
+}
+
+size_t sae_count_positive(const float *a, size_t n) {
+    size_t active = 0;
+#pragma omp parallel for schedule(static) reduction(+ : active)
+    for (size_t i = 0; i < n; i++) active += a[i] > 0.0f; /* integer sum: order-free */
+    return active;
 }
 
 void sae_col_count_positive(uint32_t *counts, const float *a, size_t B, size_t N) {

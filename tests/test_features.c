@@ -83,15 +83,14 @@ static void test_matches_brute_force(void **state) {
         size_t b = n - r0 < 777 ? n - r0 : 777;
         data_actfile_read_rows(f, r0, b, x, &err);
         for (size_t i = 0; i < b * D; i++) x[i] *= (float)scale;
-        sae_loss loss;
-        sae_model_forward(&m, x, b, 0, NULL, 0, &loss);
-        for (size_t i = 0; i < b; i++)
-            for (size_t s = 0; s < m.cfg.k; s++) {
-                int32_t j = m.idx[i * m.S + s];
-                float v = m.val[i * m.S + s];
-                if (j < 0 || !(v > 0)) continue;
+        sae_codes c;
+        assert_int_equal(sae_model_encode(&m, x, b, &err), 0);
+        assert_int_equal(sae_model_codes(&m, &c, &err), 0);
+        for (size_t j = 0; j < M; j++)
+            for (uint32_t t = c.start[j]; t < c.start[j + 1]; t++) {
+                float v = c.val[t];
                 if (cnt[j] == cap[j]) cap[j] = cap[j] ? 2 * cap[j] : 64, all[j] = realloc(all[j], cap[j] * sizeof(vr));
-                all[j][cnt[j]++] = (vr){v, (int64_t)(r0 + i)};
+                all[j][cnt[j]++] = (vr){v, (int64_t)(r0 + c.row[t])};
                 sum[j] += v;
             }
     }
@@ -222,11 +221,11 @@ static void check_search(feat_search_kind kind) {
         size_t b = n - r0 < 512 ? n - r0 : 512;
         float xs[512 * 8];
         for (size_t i = 0; i < b * d; i++) xs[i] = x[r0 * d + i] * (float)scale;
-        sae_loss loss;
-        sae_model_forward(&m, xs, b, 0, NULL, 0, &loss);
-        for (size_t i = 0; i < b; i++)
-            for (size_t s = 0; s < c.k; s++)
-                if (m.idx[i * m.S + s] >= 0) act[(r0 + i) * M + (size_t)m.idx[i * m.S + s]] = m.val[i * m.S + s];
+        sae_codes cv;
+        assert_int_equal(sae_model_encode(&m, xs, b, &err), 0);
+        assert_int_equal(sae_model_codes(&m, &cv, &err), 0);
+        for (size_t j = 0; j < M; j++)
+            for (uint32_t t = cv.start[j]; t < cv.start[j + 1]; t++) act[(r0 + cv.row[t]) * M + j] = cv.val[t];
     }
     int8_t *cls = malloc(n);
     for (size_t i = 0; i < n; i++) {

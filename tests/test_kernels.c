@@ -2,9 +2,11 @@
  *
  *  - sae_gemm (OpenBLAS) against the naive double-accumulating sae_gemm_ref;
  *  - TopK selection against a brute-force full sort;
- *  - every parameter gradient of both architectures (AuxK included) against
+ *  - BatchTopK's chunked, threaded selection against a sort of the whole batch;
+ *  - every parameter gradient of every architecture (AuxK included) against
  *    central finite differences of a separate double-precision implementation
- *    of the loss written here from the formulas in sae/sae.h.
+ *    of the loss written here from the formulas in sae/arch_*.c, and the
+ *    JumpReLU threshold's straight-through estimate against its definition.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -198,113 +200,156 @@ typedef struct {
     const int32_t *dead;
     size_t n_dead;
     sae_arch arch;
+    const size_t *widths; /* matryoshka */
+    size_t n_widths;
+    size_t target_l0;     /* jumprelu */
 } ref_cfg;
 
-/* theta: params in the blob layout (W_enc (M,D), b_enc, W_dec (M,D), b_dec).
- * r_fixed: the AuxK target, held constant (NULL: compute it and return in r_out). */
+/* The selected codes, brute force: z (B, M) from ReLU'd pre-activations a. */
+static void ref_select(const ref_cfg *c, const double *a, const double *raw, const double *theta,
+                       double *z) {
+    size_t B = c->B, M = c->M;
+    memset(z, 0, B * M * sizeof *z);
+    if (c->arch == SAE_ARCH_RELU) {
+        memcpy(z, a, B * M * sizeof *z);
+    } else if (c->arch == SAE_ARCH_JUMPRELU) {
+        for (size_t i = 0; i < B * M; i++) z[i] = raw[i] > theta[i % M] && raw[i] > 0 ? raw[i] : 0;
+    } else if (c->arch == SAE_ARCH_TOPK) {
+        for (size_t r = 0; r < B; r++)
+            for (size_t s = 0; s < c->K; s++) { /* repeated arg-max, ties: lower index */
+                int best = -1;
+                for (size_t j = 0; j < M; j++)
+                    if (z[r * M + j] == 0 && a[r * M + j] > 0 && (best < 0 || a[r * M + j] > a[r * M + best]))
+                        best = (int)j;
+                if (best >= 0) z[r * M + best] = a[r * M + best];
+            }
+    } else { /* batch: K*B over the whole batch, ties: lower flat index */
+        for (size_t s = 0; s < c->K * B; s++) {
+            long best = -1;
+            for (size_t i = 0; i < B * M; i++)
+                if (z[i] == 0 && a[i] > 0 && (best < 0 || a[i] > a[best])) best = (long)i;
+            if (best >= 0) z[best] = a[best];
+        }
+    }
+}
+
+/* theta: params in the blob layout (W_enc (M,D), b_enc, W_dec (M,D), b_dec,
+ * jumprelu thresholds (M)). r_fixed: the AuxK target, held constant (NULL:
+ * compute it and return in r_out). The sparsity terms are given their exact
+ * value; their gradients are checked separately where they are estimates. */
 static double ref_loss(const ref_cfg *c, const double *th, const float *x, const double *r_fixed,
                        double *r_out) {
     size_t B = c->B, D = c->D, M = c->M;
-    const double *We = th, *be = th + M * D, *Wd = be + M, *bd = Wd + M * D;
-    double *pre = malloc(B * M * sizeof(double)), *xhat = malloc(B * D * sizeof(double));
+    const double *We = th, *be = th + M * D, *Wd = be + M, *bd = Wd + M * D, *thr = bd + D;
+    double *raw = malloc(B * M * sizeof(double)), *pre = malloc(B * M * sizeof(double));
+    double *z = malloc(B * M * sizeof(double)), *xhat = malloc(B * D * sizeof(double));
     for (size_t r = 0; r < B; r++)
         for (size_t j = 0; j < M; j++) {
             double a = be[j];
             for (size_t k = 0; k < D; k++) a += (x[r * D + k] - bd[k]) * We[j * D + k];
+            raw[r * M + j] = a;
             pre[r * M + j] = a > 0 ? a : 0;
         }
-    double var = 0, sse = 0, loss;
+    ref_select(c, pre, raw, thr, z);
+    double var = 0, loss = 0, sse = 0;
     for (size_t k = 0; k < D; k++) {
         double mu = 0;
         for (size_t r = 0; r < B; r++) mu += x[r * D + k] / (double)B;
         for (size_t r = 0; r < B; r++) var += (x[r * D + k] - mu) * (x[r * D + k] - mu);
     }
-    if (c->arch == SAE_ARCH_RELU) {
-        double sp = 0;
+    /* nested prefixes (matryoshka), else one: the whole dictionary */
+    size_t one = M, G = c->n_widths ? c->n_widths : 1;
+    const size_t *widths = c->n_widths ? c->widths : &one;
+    for (size_t g = 0; g < G; g++) {
+        sse = 0;
         for (size_t r = 0; r < B; r++)
             for (size_t k = 0; k < D; k++) {
-                double a = bd[k];
-                for (size_t j = 0; j < M; j++) a += pre[r * M + j] * Wd[j * D + k];
-                sse += (a - x[r * D + k]) * (a - x[r * D + k]);
+                double v = bd[k];
+                for (size_t j = 0; j < widths[g]; j++) v += z[r * M + j] * Wd[j * D + k];
+                xhat[r * D + k] = v;
+                sse += (v - x[r * D + k]) * (v - x[r * D + k]);
             }
+        loss += c->arch == SAE_ARCH_RELU ? sse / (double)B : sse / var;
+    }
+    if (r_out)
+        for (size_t i = 0; i < B * D; i++) r_out[i] = x[i] - xhat[i];
+    if (c->arch == SAE_ARCH_RELU) {
+        double sp = 0;
         for (size_t j = 0; j < M; j++) {
             double nn = 0, zs = 0;
             for (size_t k = 0; k < D; k++) nn += Wd[j * D + k] * Wd[j * D + k];
-            for (size_t r = 0; r < B; r++) zs += pre[r * M + j];
+            for (size_t r = 0; r < B; r++) zs += z[r * M + j];
             sp += sqrt(nn) * zs;
         }
-        loss = sse / (double)B + c->l1 * sp / (double)B;
-    } else {
-        for (size_t r = 0; r < B; r++) {
-            /* brute-force top K by repeated arg-max (ties: lower index) */
-            int used[64] = {0};
-            for (size_t k = 0; k < D; k++) xhat[r * D + k] = bd[k];
-            for (size_t s = 0; s < c->K; s++) {
-                int best = -1;
-                for (size_t j = 0; j < M; j++)
-                    if (!used[j] && (best < 0 || pre[r * M + j] > pre[r * M + best])) best = (int)j;
-                used[best] = 1;
-                for (size_t k = 0; k < D; k++) xhat[r * D + k] += pre[r * M + best] * Wd[best * D + k];
-            }
-            for (size_t k = 0; k < D; k++) {
-                double e = xhat[r * D + k] - x[r * D + k];
-                sse += e * e;
-                if (r_out) r_out[r * D + k] = -e;
-            }
-        }
-        loss = sse / var;
-        if (c->aux_k && c->n_dead) {
-            size_t ka = c->n_dead < c->aux_k ? c->n_dead : c->aux_k;
-            double w = c->aux_coef * fmin((double)c->n_dead / (double)c->aux_k, 1.0);
-            const double *rr = r_fixed ? r_fixed : r_out;
-            double aux = 0, vr = 0;
-            for (size_t k = 0; k < D; k++) {
-                double mu = 0;
-                for (size_t r = 0; r < B; r++) mu += rr[r * D + k] / (double)B;
-                for (size_t r = 0; r < B; r++) vr += (rr[r * D + k] - mu) * (rr[r * D + k] - mu);
-            }
-            for (size_t r = 0; r < B; r++) {
-                int used[64] = {0};
-                double eh[16] = {0};
-                for (size_t s = 0; s < ka; s++) {
-                    int best = -1;
-                    for (size_t t = 0; t < c->n_dead; t++) {
-                        int j = c->dead[t];
-                        if (!used[j] && (best < 0 || pre[r * M + j] > pre[r * M + best])) best = j;
-                    }
-                    used[best] = 1;
-                    for (size_t k = 0; k < D; k++) eh[k] += pre[r * M + best] * Wd[best * D + k];
-                }
-                for (size_t k = 0; k < D; k++) aux += (eh[k] - rr[r * D + k]) * (eh[k] - rr[r * D + k]);
-            }
-            loss += w * aux / vr;
-        }
+        loss += c->l1 * sp / (double)B;
     }
-    free(pre);
-    free(xhat);
+    if (c->arch == SAE_ARCH_JUMPRELU) {
+        double l0 = 0;
+        for (size_t i = 0; i < B * M; i++) l0 += z[i] > 0;
+        l0 /= (double)B;
+        loss += c->l1 * (l0 / (double)c->target_l0 - 1) * (l0 / (double)c->target_l0 - 1);
+    }
+    if (c->aux_k && c->n_dead) {
+        size_t ka = c->n_dead < c->aux_k ? c->n_dead : c->aux_k;
+        double w = c->aux_coef * fmin((double)c->n_dead / (double)c->aux_k, 1.0);
+        const double *rr = r_fixed ? r_fixed : r_out;
+        double aux = 0, vr = 0;
+        for (size_t k = 0; k < D; k++) {
+            double mu = 0;
+            for (size_t r = 0; r < B; r++) mu += rr[r * D + k] / (double)B;
+            for (size_t r = 0; r < B; r++) vr += (rr[r * D + k] - mu) * (rr[r * D + k] - mu);
+        }
+        for (size_t r = 0; r < B; r++) {
+            int used[64] = {0};
+            double eh[16] = {0};
+            for (size_t s = 0; s < ka; s++) {
+                int best = -1;
+                for (size_t t = 0; t < c->n_dead; t++) {
+                    int j = c->dead[t];
+                    if (!used[j] && (best < 0 || pre[r * M + j] > pre[r * M + best])) best = j;
+                }
+                used[best] = 1;
+                for (size_t k = 0; k < D; k++) eh[k] += pre[r * M + best] * Wd[best * D + k];
+            }
+            for (size_t k = 0; k < D; k++) aux += (eh[k] - rr[r * D + k]) * (eh[k] - rr[r * D + k]);
+        }
+        loss += w * aux / vr;
+    }
+    free(raw), free(pre), free(z), free(xhat);
     return loss;
 }
 
 static void check_gradients(sae_arch arch, int with_aux) {
-    size_t B = 6, D = 5, M = 12;
-    sae_config c = {.arch = arch, .d = D, .m = M, .k = 3, .aux_k = with_aux ? 4 : 0, .aux_coef = 0.5f};
-    if (arch == SAE_ARCH_RELU) c.k = c.aux_k = 0;
-    sae_model m;
+    size_t B = 6, D = 5, M = 12, widths[3] = {3, 7, 12};
+    sae_config c = sae_config_default(arch);
+    c.aux_k = with_aux ? 4 : 0;
+    c.aux_coef = 0.5f;
+    c.k = 3;
+    c.target_l0 = 4;
+    c.bandwidth = 0.2f;
+    memcpy(c.widths, widths, sizeof widths);
+    c.n_widths = 3;
     sae_error err = {0};
+    c.m = M;
+    assert_int_equal(sae_config_resolve(&c, D, &err), 0);
+    sae_model m;
     assert_int_equal(sae_model_init(&m, &c, B, 1, &err), 0);
     size_t P = sae_param_count(&c);
     fill_normal(m.param_blob, P, 0.5f, 10 + (uint64_t)arch);
+    if (m.p.threshold && arch == SAE_ARCH_JUMPRELU)
+        for (size_t j = 0; j < M; j++) m.p.threshold[j] = 0.3f + 0.05f * (float)j;
     float x[6 * 5];
     fill_normal(x, B * D, 1.0f, 20);
     int32_t dead[6] = {0, 2, 5, 7, 9, 11};
-    ref_cfg rc = {B, D, M, c.k, c.aux_k, 0.5, 0.7, dead, with_aux ? 6 : 0, arch};
-    float l1 = (float)rc.l1;
+    ref_cfg rc = {B, D, M, c.k, c.aux_k, 0.5, 0.7, dead, with_aux ? 6 : 0, arch,
+                  c.n_widths ? c.widths : NULL, c.n_widths, c.target_l0};
+    sae_step st = {.train = 1, .sparsity_coef = (float)rc.l1, .dead = dead, .n_dead = rc.n_dead};
 
     sae_loss loss;
     /* backward must write every gradient: start from NaN, which would leak */
-    for (size_t i = 0; i < sae_param_count(&m.cfg); i++) m.grad_blob[i] = NAN;
-    sae_model_forward(&m, x, B, l1, dead, rc.n_dead, &loss);
-    sae_model_backward(&m, l1);
+    for (size_t i = 0; i < P; i++) m.grad_blob[i] = NAN;
+    assert_int_equal(sae_model_forward(&m, x, B, &st, &loss, &err), 0);
+    sae_model_backward(&m, &st);
 
     double *th = calloc(P, sizeof(double)), r0[6 * 5] = {0};
     for (size_t i = 0; i < P; i++) th[i] = m.param_blob[i];
@@ -313,10 +358,13 @@ static void check_gradients(sae_arch arch, int with_aux) {
      * covers float32 rounding of sums over <= 12 terms */
     if (fabs(loss.loss - L0) > 1e-5 * fabs(L0)) fail_msg("loss %g vs reference %g", loss.loss, L0);
 
+    /* jumprelu's thresholds get a straight-through estimate, not a gradient:
+     * test_jumprelu_threshold_grad checks them against the estimator's definition */
+    size_t n_true = arch == SAE_ARCH_JUMPRELU ? P - M : P;
     double gmax = 0;
-    for (size_t i = 0; i < P; i++) gmax = fmax(gmax, fabs(m.grad_blob[i]));
+    for (size_t i = 0; i < n_true; i++) gmax = fmax(gmax, fabs(m.grad_blob[i]));
     size_t bad = 0;
-    for (size_t i = 0; i < P; i++) {
+    for (size_t i = 0; i < n_true; i++) {
         double h = 1e-5, save = th[i];
         th[i] = save + h;
         double lp = ref_loss(&rc, th, x, r0, NULL);
@@ -341,16 +389,101 @@ static void check_gradients(sae_arch arch, int with_aux) {
 static void test_grad_topk(void **s) { (void)s; check_gradients(SAE_ARCH_TOPK, 0); }
 static void test_grad_topk_auxk(void **s) { (void)s; check_gradients(SAE_ARCH_TOPK, 1); }
 static void test_grad_relu(void **s) { (void)s; check_gradients(SAE_ARCH_RELU, 0); }
+static void test_grad_batchtopk(void **s) { (void)s; check_gradients(SAE_ARCH_BATCHTOPK, 0); }
+static void test_grad_batchtopk_auxk(void **s) { (void)s; check_gradients(SAE_ARCH_BATCHTOPK, 1); }
+static void test_grad_matryoshka(void **s) { (void)s; check_gradients(SAE_ARCH_MATRYOSHKA, 1); }
+static void test_grad_jumprelu(void **s) { (void)s; check_gradients(SAE_ARCH_JUMPRELU, 0); }
+
+/* The JumpReLU threshold estimate against its definition (Rajamanoharan et
+ * al. 2024, eqs. 11-12), on a hand-made case: one row, two latents, so every
+ * term can be written out. */
+static void test_jumprelu_threshold_grad(void **state) {
+    (void)state;
+    /* pre = (0.5, 0.28), theta = (0.45, 0.3), eps = 0.2: both are within
+     * eps/2 of their threshold; latent 0 is active (0.5 > 0.45), latent 1 not */
+    float pre[2] = {0.5f, 0.28f}, theta[2] = {0.45f, 0.3f}, dz[2] = {2.0f, -1.0f}, dth[2];
+    float eps = 0.2f, l0_grad = 0.25f;
+    sae_jumprelu_backward(dz, dth, pre, theta, eps, l0_grad, 1, 2);
+    /* dtheta_j = -(1/eps) K (theta_j dz_j + l0_grad) */
+    assert_float_equal(dth[0], -(0.45f * 2.0f + 0.25f) / 0.2f, 1e-5);
+    assert_float_equal(dth[1], -(0.3f * -1.0f + 0.25f) / 0.2f, 1e-5);
+    /* dpre = dz * H(pre - theta): the active latent passes, the other is cut */
+    assert_float_equal(dz[0], 2.0f, 0);
+    assert_float_equal(dz[1], 0.0f, 0);
+    /* outside the window nothing reaches theta */
+    float pre2[2] = {0.9f, 0.0f}, dz2[2] = {1.0f, 1.0f};
+    sae_jumprelu_backward(dz2, dth, pre2, theta, eps, l0_grad, 1, 2);
+    assert_float_equal(dth[0], 0.0f, 0);
+    assert_float_equal(dth[1], 0.0f, 0);
+    float z[2], p3[2] = {0.5f, 0.28f}, b[2] = {0, 0};
+    assert_int_equal(sae_jumprelu_forward(z, p3, b, theta, 1, 2), 1);
+    assert_float_equal(z[0], 0.5f, 0);
+    assert_float_equal(z[1], 0.0f, 0);
+}
+
+/* BatchTopK selection in chunks and threads against a brute-force sort of
+ * the whole batch, ties included (many equal values across rows). */
+static void test_batchtopk_matches_sort(void **state) {
+    (void)state;
+    size_t B = 37, M = 53, N = 5 * 37, nthr = 2, chunk = 8;
+    float *pre = malloc(B * M * 4), *bias = calloc(M, 4), *val = malloc(N * 4);
+    int32_t *idx = malloc(N * 4);
+    uint32_t first[37], count[37];
+    sae_batch_pair *sel = malloc((nthr + 1) * N * sizeof *sel);
+    sae_batch_pair *local = malloc(nthr * sae_batch_local_len(N) * sizeof *local);
+    fill_normal(pre, B * M, 1.0f, 77);
+    for (size_t i = 0; i < B * M; i += 7) pre[i] = 0.75f; /* ties across rows and latents */
+    for (size_t j = 0; j < M; j++) bias[j] = 0.01f * (float)(j % 5);
+    size_t n_sel = 0;
+    float t = 0.0f;
+    for (size_t r0 = 0; r0 < B; r0 += chunk) {
+        size_t rows = B - r0 < chunk ? B - r0 : chunk;
+        sae_batchtopk_chunk(sel, &n_sel, &t, N, local, nthr, pre + r0 * M, bias, r0, rows, M);
+    }
+    float worst = sae_batchtopk_finish(idx, val, first, count, 0, sel, n_sel, N, B);
+    /* reference: every (value, row, latent), sorted, first N */
+    size_t total = B * M;
+    sae_batch_pair *all = malloc(total * sizeof *all);
+    for (size_t r = 0; r < B; r++)
+        for (size_t j = 0; j < M; j++) {
+            float v = pre[r * M + j] + bias[j];
+            all[r * M + j] = (sae_batch_pair){v > 0 ? v : 0, (uint32_t)r, (int32_t)j};
+        }
+    for (size_t i = 1; i < total; i++) { /* insertion sort, better first */
+        sae_batch_pair x = all[i];
+        size_t k = i;
+        while (k > 0 && (all[k - 1].v < x.v || (all[k - 1].v == x.v && (all[k - 1].row > x.row ||
+                                                (all[k - 1].row == x.row && all[k - 1].j > x.j))))) {
+            all[k] = all[k - 1];
+            k--;
+        }
+        all[k] = x;
+    }
+    char *want = calloc(total, 1);
+    for (size_t i = 0; i < N; i++) want[all[i].row * M + (size_t)all[i].j] = 1;
+    size_t got = 0;
+    for (size_t r = 0; r < B; r++)
+        for (uint32_t e = first[r]; e < first[r] + count[r]; e++) {
+            assert_true(want[r * M + (size_t)idx[e]]);
+            assert_float_equal(val[e], pre[r * M + idx[e]] + bias[idx[e]], 0);
+            if (e > first[r]) assert_true(idx[e] > idx[e - 1]); /* latent order within a row */
+            got++;
+        }
+    assert_int_equal(got, N);
+    assert_float_equal(worst, all[N - 1].v, 0);
+    free(pre), free(bias), free(val), free(idx), free(sel), free(local), free(all), free(want);
+}
 
 static void test_decoder_projection(void **state) {
     (void)state;
     sae_config c = {.arch = SAE_ARCH_TOPK, .d = 8, .m = 4, .k = 2};
     sae_model m;
+    /* before_update of a unit-norm architecture projects the decoder gradient */
     sae_error err = {0};
     assert_int_equal(sae_model_init(&m, &c, 4, 1, &err), 0);
     sae_model_init_params(&m, 3);
     fill_normal(m.g.W_dec, 32, 1, 5);
-    sae_model_project_decoder_grad(&m);
+    sae_model_before_update(&m);
     for (int j = 0; j < 4; j++) {
         double dot = 0, nn = 0;
         for (int k = 0; k < 8; k++) {
@@ -372,6 +505,12 @@ int main(void) {
         cmocka_unit_test(test_grad_topk),
         cmocka_unit_test(test_grad_topk_auxk),
         cmocka_unit_test(test_grad_relu),
+        cmocka_unit_test(test_grad_batchtopk),
+        cmocka_unit_test(test_grad_batchtopk_auxk),
+        cmocka_unit_test(test_grad_matryoshka),
+        cmocka_unit_test(test_grad_jumprelu),
+        cmocka_unit_test(test_jumprelu_threshold_grad),
+        cmocka_unit_test(test_batchtopk_matches_sort),
         cmocka_unit_test(test_decoder_projection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,14 +46,14 @@ static void test_schedules(void **state) {
     p.lr = 1.0f;
     p.lr_warmup = 0.1f;
     p.lr_decay = 0.2f;
-    p.l1 = 5.0f;
-    p.l1_warmup = 0.5f;
+    p.sparsity_coef = 5.0f;
+    p.sparsity_warmup = 0.5f;
     assert_true(fabsf(train_lr_at(&p, 0, 100) - 0.1f) < 1e-6f);  /* first warm-up step */
     assert_true(fabsf(train_lr_at(&p, 50, 100) - 1.0f) < 1e-6f); /* plateau */
     assert_true(train_lr_at(&p, 99, 100) < 0.06f);               /* end of decay */
     assert_true(train_lr_at(&p, 90, 100) < train_lr_at(&p, 85, 100));
-    assert_true(fabsf(train_l1_at(&p, 24, 100) - 2.5f) < 1e-5f);
-    assert_true(fabsf(train_l1_at(&p, 60, 100) - 5.0f) < 1e-6f);
+    assert_true(fabsf(train_sparsity_at(&p, 24, 100) - 2.5f) < 1e-5f);
+    assert_true(fabsf(train_sparsity_at(&p, 60, 100) - 5.0f) < 1e-6f);
 }
 
 /* observer that asks the loop to stop after `stop_at` steps */

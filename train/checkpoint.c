@@ -25,8 +25,8 @@ static size_t run_hypers(const train_params *p, const data_actfile *f, hyper *h)
     H("lr", p->lr);
     H("lr_warmup", p->lr_warmup);
     H("lr_decay", p->lr_decay);
-    H("l1", p->l1);
-    H("l1_warmup", p->l1_warmup);
+    H("l1", p->sparsity_coef); /* named before jumprelu shared it with relu */
+    H("l1_warmup", p->sparsity_warmup);
     H("beta1", p->beta1);
     H("beta2", p->beta2);
     H("eps", p->eps);
@@ -119,13 +119,12 @@ static int check_hypers(hid_t h, const char *path, const train_params *p, const 
 }
 
 static int check_config(const sae_config *a, const sae_config *b, const char *path, sae_error *err) {
-    if (a->arch != b->arch || a->d != b->d || a->m != b->m || a->k != b->k ||
-        a->aux_k != b->aux_k || a->aux_coef != b->aux_coef)
+    char what[160];
+    if (sae_config_compare(a, b, what, sizeof what))
         return sae_error_set(err, SAE_ERR_MISMATCH, path,
-                             "checkpoint holds a %s SAE (d=%zu, M=%zu, k=%zu, aux_k=%zu) but this run "
-                             "asks for %s (d=%zu, M=%zu, k=%zu, aux_k=%zu)",
-                             sae_arch_name(a->arch), a->d, a->m, a->k, a->aux_k,
-                             sae_arch_name(b->arch), b->d, b->m, b->k, b->aux_k);
+                             "checkpoint holds a %s SAE (d=%zu, M=%zu) that differs from this run's %s "
+                             "(d=%zu, M=%zu) in %s",
+                             sae_arch_name(a->arch), a->d, a->m, sae_arch_name(b->arch), b->d, b->m, what);
     return SAE_OK;
 }
 

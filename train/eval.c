@@ -92,7 +92,7 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
         }
         if (B == 0) continue;
         sae_loss loss;
-        sae_model_forward(m, x, B, 0.0f, NULL, 0, &loss);
+        if ((rc = sae_model_forward(m, x, B, NULL, &loss, err)) < 0) break;
         sse += loss.sse;
         l0 += loss.l0 * (double)B;
         sae_model_count_active(m, fired);

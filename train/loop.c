@@ -150,22 +150,24 @@ static void update_fired(train__state *s, size_t B) {
 }
 
 /* One optimisation step on x (B rows, already scaled). */
-static int train_step(train__state *s, const train_params *p, const float *x, float lr, float l1,
-                      sae_loss *loss, size_t *n_dead) {
+static int train_step(train__state *s, const train_params *p, const float *x, float lr,
+                      float sparsity, sae_loss *loss, size_t *n_dead) {
     sae_model *m = &s->model;
     size_t B = p->batch, P = sae_param_count(&m->cfg);
     *n_dead = collect_dead(s, p->dead_tokens, s->dead);
-    sae_model_forward(m, x, B, l1, s->dead, *n_dead, loss);
+    sae_step st = {.train = 1, .sparsity_coef = sparsity, .dead = s->dead, .n_dead = *n_dead};
+    int rc = sae_model_forward(m, x, B, &st, loss, NULL);
+    if (rc < 0) return rc;
     if (!isfinite(loss->loss)) return SAE_ERR_NONFINITE;
-    sae_model_backward(m, l1);
-    if (m->cfg.arch == SAE_ARCH_TOPK) sae_model_project_decoder_grad(m);
+    sae_model_backward(m, &st);
+    sae_model_before_update(m);
     if (p->grad_clip > 0.0f) {
         double gn = train_grad_norm(m->grad_blob, P);
         if (gn > p->grad_clip) train_scale(m->grad_blob, P, (float)(p->grad_clip / gn));
     }
     train_adam_step(m->param_blob, m->grad_blob, s->adam_m, s->adam_v, P, lr, p->beta1, p->beta2,
                     p->eps, s->step + 1);
-    if (m->cfg.arch == SAE_ARCH_TOPK) sae_model_normalize_decoder(m);
+    sae_model_after_update(m);
     update_fired(s, B);
     return SAE_OK;
 }
@@ -224,10 +226,11 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
     while (s.step < total_steps) {
         if ((rc = data_reader_next(reader, x, p.batch, err)) < 0) break;
         for (size_t i = 0; i < p.batch * D; i++) x[i] *= sc;
-        float lr = train_lr_at(&p, s.step, total_steps), l1 = train_l1_at(&p, s.step, total_steps);
+        float lr = train_lr_at(&p, s.step, total_steps);
+        float sparsity = train_sparsity_at(&p, s.step, total_steps);
         sae_loss loss;
         size_t n_dead;
-        rc = train_step(&s, &p, x, lr, l1, &loss, &n_dead);
+        rc = train_step(&s, &p, x, lr, sparsity, &loss, &n_dead);
         if (rc < 0) {
             sae_error_set(err, rc, NULL,
                           "training diverged at step %llu (loss is not finite); try a lower --lr",
@@ -249,7 +252,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
                 .mse = loss.sse / ((double)p.batch * D) / (s.input_scale * s.input_scale),
                 .fvu = loss.sse / loss.var, .l0 = loss.l0,
                 .dead_frac = (double)dead_now / (double)p.sae.m, .aux_loss = loss.aux_loss,
-                .lr = lr, .l1 = l1,
+                .sparsity = loss.sparsity, .lr = lr, .sparsity_coef = sparsity,
                 .tokens_per_s = t > t_last ? (double)(s.tokens - tokens_last) / (t - t_last) : 0,
                 .elapsed_s = t - t0};
             obs->on_metrics(&mt, obs->user);

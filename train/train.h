@@ -42,8 +42,8 @@ typedef struct train_params {
     float lr;                /* peak learning rate */
     float lr_warmup;         /* fraction of steps with linear warm-up from 0 */
     float lr_decay;          /* fraction of steps at the end decaying linearly to 0 */
-    float l1;                /* relu: sparsity coefficient after warm-up */
-    float l1_warmup;         /* relu: fraction of steps over which l1 ramps up from 0 */
+    float sparsity_coef;     /* relu: L1, jumprelu: L0 coefficient after warm-up */
+    float sparsity_warmup;   /* fraction of steps over which it ramps up from 0 */
     float beta1, beta2, eps; /* Adam */
     float grad_clip;         /* global gradient-norm clip; 0 = off */
     uint64_t seed;
@@ -58,13 +58,14 @@ typedef struct train_params {
     sae_precision precision; /* of the encoder product only; the rest is always f32 */
 } train_params;
 
-/* sae.aux_k value meaning "d / 2 (at most M)", resolved by train_resolve */
-#define TRAIN_AUXK_AUTO ((size_t)-1)
-
+/* The architecture's defaults (sae_config_default, sae_arch_train_hints) and
+ * the trainer's own. */
 train_params train_default_params(sae_arch arch);
-/* Fills the data-dependent defaults (d, m = 8d, aux_k = d/2) and checks every
+/* Fills the data-dependent defaults (sae_config_resolve) and checks every
  * setting; the error names the flag at fault. */
 int train_resolve(train_params *p, size_t d, sae_error *err);
+/* Names in enum order, NULL-terminated (the CLI's --b-dec-init choices). */
+extern const char *const train_bdec_init_names[];
 const char *train_bdec_init_name(train_bdec_init b);
 int train_bdec_init_parse(const char *s, train_bdec_init *out);
 
@@ -78,14 +79,15 @@ double train_grad_norm(const float *g, size_t n);
 void train_scale(float *g, size_t n, float s);
 /* Learning rate at 0-based step of total: warm-up, plateau, linear decay. */
 float train_lr_at(const train_params *p, uint64_t step, uint64_t total);
-/* relu: l1 coefficient at step (linear warm-up). */
-float train_l1_at(const train_params *p, uint64_t step, uint64_t total);
+/* The sparsity coefficient at step (linear warm-up). */
+float train_sparsity_at(const train_params *p, uint64_t step, uint64_t total);
 
 /* --- running ----------------------------------------------------------------- */
 typedef struct train_metrics {
     int log_due; /* a log_every boundary or the last step (else: a progress tick) */
     uint64_t step, total_steps, tokens, total_tokens;
-    double loss, mse, fvu, l0, dead_frac, aux_loss, lr, l1, tokens_per_s, elapsed_s;
+    double loss, mse, fvu, l0, dead_frac, aux_loss, sparsity, lr, sparsity_coef, tokens_per_s,
+        elapsed_s;
 } train_metrics;
 
 typedef struct train_observer {
