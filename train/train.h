@@ -115,6 +115,12 @@ typedef struct train_eval_result {
     size_t n_truth;
     double mmcs;            /* mean over true features of the best cosine with a decoder row */
     double recovered_09;    /* fraction of true features with best cos > 0.9 */
+    /* SAEBench core metrics (train_recon_acc, train_freq_metrics), raw units;
+     * set, with has_core_metrics = 1, by train_eval once it computes them */
+    int has_core_metrics;
+    double explained_variance, cossim, l2_ratio, relative_reconstruction_bias;
+    double frac_alive, freq_over_1_percent, freq_over_10_percent;
+    double mcc;             /* with truth: matched mean |cos| (train_mcc) */
 } train_eval_result;
 
 /* Streams the first max_tokens rows (0 = all) of f through m in file order. */
