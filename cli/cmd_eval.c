@@ -28,7 +28,10 @@ int cmd_eval(int argc, char **argv) {
         cli_usage(stdout, "eval", "--sae S.h5 --data A.h5 [options]",
                   "Prints one JSON object: fvu (sum of squared error / sum of squared deviation\n"
                   "from the mean), mse, l0, dead_frac (latents that never fired), tokens; with\n"
-                  "/truth/features in the data also mmcs and recovered (best cosine > 0.9).",
+                  "/truth/features in the data also mmcs and recovered (best cosine > 0.9).\n"
+                  "SAEBench core metrics, where computed: explained_variance, cossim, l2_ratio,\n"
+                  "relative_reconstruction_bias, frac_alive, freq_over_1_percent,\n"
+                  "freq_over_10_percent; with the truth also mcc (one-to-one matched mean |cos|).",
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
@@ -69,8 +72,18 @@ int cmd_eval(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "l0", r.l0);
     cJSON_AddNumberToObject(j, "dead_frac", r.dead_frac);
     cJSON_AddNumberToObject(j, "tokens", (double)r.tokens);
+    if (r.has_core_metrics) { /* SAEBench core's names (train/metrics.c) */
+        cJSON_AddNumberToObject(j, "explained_variance", r.explained_variance);
+        cJSON_AddNumberToObject(j, "cossim", r.cossim);
+        cJSON_AddNumberToObject(j, "l2_ratio", r.l2_ratio);
+        cJSON_AddNumberToObject(j, "relative_reconstruction_bias", r.relative_reconstruction_bias);
+        cJSON_AddNumberToObject(j, "frac_alive", r.frac_alive);
+        cJSON_AddNumberToObject(j, "freq_over_1_percent", r.freq_over_1_percent);
+        cJSON_AddNumberToObject(j, "freq_over_10_percent", r.freq_over_10_percent);
+    }
     if (r.has_truth) {
         cJSON_AddNumberToObject(j, "mmcs", r.mmcs);
+        if (r.has_core_metrics) cJSON_AddNumberToObject(j, "mcc", r.mcc);
         cJSON_AddNumberToObject(j, "recovered", r.recovered_09);
         cJSON_AddNumberToObject(j, "recovered_threshold", 0.9);
         cJSON_AddNumberToObject(j, "n_truth", (double)r.n_truth);

@@ -117,6 +117,12 @@ typedef struct train_eval_result {
     size_t n_truth;
     double mmcs;            /* mean over true features of the best cosine with a decoder row */
     double recovered_09;    /* fraction of true features with best cos > 0.9 */
+    /* SAEBench core metrics (train_recon_acc, train_freq_metrics), raw units;
+     * set, with has_core_metrics = 1, by train_eval once it computes them */
+    int has_core_metrics;
+    double explained_variance, cossim, l2_ratio, relative_reconstruction_bias;
+    double frac_alive, freq_over_1_percent, freq_over_10_percent;
+    double mcc;             /* with truth: matched mean |cos| (train_mcc) */
 } train_eval_result;
 
 /* Streams the first max_tokens rows (0 = all) of f through m in file order. */
@@ -125,5 +131,67 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
 /* Mean best cosine of each of n_truth rows against the M decoder rows. */
 int train_mmcs(const float *truth, size_t n_truth, const float *W_dec, size_t M, size_t D,
                double *mmcs, double *frac_09);
+
+/* --- reconstruction metrics ------------------------------------------------------
+ * SAEBench's "core" reconstruction and density metrics as pure functions over
+ * streamed batches (train/metrics.c says where each definition comes from):
+ *
+ *     double colsum[D];                        // caller-owned, no allocation
+ *     train_recon_acc acc;
+ *     train_recon_acc_init(&acc, D, colsum);
+ *     for each batch: train_recon_acc_add(&acc, x, err, B, D);  // err = xhat - x
+ *     train_recon_metrics r;
+ *     train_recon_acc_result(&acc, &r);
+ *
+ * Every field is a sum, so the result does not depend on how rows are batched.
+ */
+typedef struct train_recon_acc {
+    size_t D;
+    uint64_t n;          /* rows added */
+    double *colsum;      /* (D) sum of x over rows; caller-owned storage */
+    double sum_xx;       /* sum ||x||^2 */
+    double sum_ee;       /* sum ||xhat - x||^2 */
+    double sum_hh;       /* sum ||xhat||^2 */
+    double sum_xh;       /* sum <x, xhat> */
+    double sum_cos;      /* sum cos(x, xhat), 0 for a zero row */
+    double sum_l2_ratio; /* sum ||xhat|| / ||x|| (||x|| < 1e-4 divides by 1) */
+} train_recon_acc;
+
+typedef struct train_recon_metrics {
+    uint64_t n;                          /* rows */
+    double explained_variance;           /* 1 - sum||x - xhat||^2 / sum||x - mean||^2 */
+    double cossim;                       /* mean over rows of cos(x, xhat) */
+    double l2_ratio;                     /* mean over rows of ||xhat|| / ||x|| */
+    double relative_reconstruction_bias; /* E||xhat||^2 / E<x, xhat> */
+} train_recon_metrics;
+
+/* Zeroes a and colsum (D doubles, owned by the caller, kept until the result). */
+void train_recon_acc_init(train_recon_acc *a, size_t D, double *colsum);
+/* Adds B rows: x (B, D) inputs and err (B, D) = xhat - x, both in raw units. */
+void train_recon_acc_add(train_recon_acc *a, const float *x, const float *err, size_t B,
+                         size_t D);
+/* NaN for a metric whose denominator is 0 (no rows, no variance, E<x, xhat> = 0). */
+void train_recon_acc_result(const train_recon_acc *a, train_recon_metrics *out);
+/* Density metrics from fire_count (M): rows in which each latent fired, of
+ * n_rows. frac_alive: fraction of latents with density > 0; freq_over_1_percent
+ * (_10_): fraction with density > 0.01 (0.1). All 0 when n_rows or M is 0. */
+void train_freq_metrics(const uint32_t *fire_count, size_t M, uint64_t n_rows,
+                        double *frac_alive, double *freq_over_1_percent,
+                        double *freq_over_10_percent);
+
+/* --- dictionary recovery: one-to-one matching (train/assign.c) ------------------ */
+/* Linear sum assignment on a dense n x m matrix, n <= m: col4row (n) gets the
+ * distinct columns minimising (maximize = 0) or maximising (1) the sum of
+ * a[i, col4row[i]]. a is (n, m) row-major f32; sums are f64. Exact (shortest
+ * augmenting paths, the algorithm of scipy.optimize.linear_sum_assignment).
+ * SAE_ERR_ARG when n > m, SAE_ERR_NONFINITE for a NaN/Inf entry, SAE_ERR_NOMEM. */
+int train_lsa(int32_t *col4row, const float *a, size_t n, size_t m, int maximize,
+              sae_error *err);
+/* SynthSAEBench's MCC: the mean |cos| over the pairs of the one-to-one matching
+ * of truth rows (n_truth, D) to decoder rows W_dec (M, D) that maximises the
+ * summed |cos|; min(n_truth, M) pairs. Needs 4 * n_truth * M bytes for the
+ * cosine matrix (128 MiB at 4096 x 8192). 0 when either side is empty. */
+int train_mcc(const float *truth, size_t n_truth, const float *W_dec, size_t M, size_t D,
+              double *mcc, sae_error *err);
 
 #endif
