@@ -29,9 +29,10 @@ int cmd_eval(int argc, char **argv) {
                   "Prints one JSON object: fvu (sum of squared error / sum of squared deviation\n"
                   "from the mean), mse, l0, dead_frac (latents that never fired), tokens; with\n"
                   "/truth/features in the data also mmcs and recovered (best cosine > 0.9).\n"
-                  "SAEBench core metrics, where computed: explained_variance, cossim, l2_ratio,\n"
-                  "relative_reconstruction_bias, frac_alive, freq_over_1_percent,\n"
-                  "freq_over_10_percent; with the truth also mcc (one-to-one matched mean |cos|).",
+                  "SAEBench core metrics: explained_variance, cossim, l2_ratio,\n"
+                  "rel_reconstruction_bias, frac_alive, freq_over_1pct, freq_over_10pct\n"
+                  "(SAEBench's relative_reconstruction_bias, freq_over_1_percent, ...); with the\n"
+                  "truth also mcc (mean |cos| of the one-to-one best matching).",
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
@@ -76,10 +77,10 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "explained_variance", r.explained_variance);
         cJSON_AddNumberToObject(j, "cossim", r.cossim);
         cJSON_AddNumberToObject(j, "l2_ratio", r.l2_ratio);
-        cJSON_AddNumberToObject(j, "relative_reconstruction_bias", r.relative_reconstruction_bias);
+        cJSON_AddNumberToObject(j, "rel_reconstruction_bias", r.relative_reconstruction_bias);
         cJSON_AddNumberToObject(j, "frac_alive", r.frac_alive);
-        cJSON_AddNumberToObject(j, "freq_over_1_percent", r.freq_over_1_percent);
-        cJSON_AddNumberToObject(j, "freq_over_10_percent", r.freq_over_10_percent);
+        cJSON_AddNumberToObject(j, "freq_over_1pct", r.freq_over_1_percent);
+        cJSON_AddNumberToObject(j, "freq_over_10pct", r.freq_over_10_percent);
     }
     if (r.has_truth) {
         cJSON_AddNumberToObject(j, "mmcs", r.mmcs);

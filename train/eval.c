@@ -61,56 +61,62 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
     size_t D = f->d, M = m->cfg.m, cap = m->capacity;
     uint64_t n = max_tokens && max_tokens < f->n ? max_tokens : f->n;
     float *raw = sae_alloc(cap * D * sizeof(float)), *x = sae_alloc(cap * D * sizeof(float));
+    float *err_raw = sae_alloc(cap * D * sizeof(float)); /* (cap, D) xhat - x, raw units */
     uint32_t *fired = sae_calloc(M * sizeof(uint32_t));
-    double *colsum = calloc(D, sizeof *colsum);
-    if (!raw || !x || !fired || !colsum) {
-        sae_free(raw);
-        sae_free(x);
-        sae_free(fired);
-        free(colsum);
+    double *colsum = sae_calloc(D * sizeof *colsum);
+    if (!raw || !x || !err_raw || !fired || !colsum) {
+        sae_free(raw), sae_free(x), sae_free(err_raw), sae_free(fired), sae_free(colsum);
         return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
+    train_recon_acc acc;
+    train_recon_acc_init(&acc, D, colsum);
     int rc = SAE_OK;
-    double sse = 0.0, sumsq = 0.0, l0 = 0.0;
+    double l0 = 0.0;
     float sc = (float)input_scale;
     for (uint64_t r0 = 0; r0 < n && rc == SAE_OK; r0 += cap) {
         size_t cnt = n - r0 < cap ? (size_t)(n - r0) : cap;
         if ((rc = data_actfile_read_rows(f, r0, cnt, raw, err)) < 0) break;
-        size_t B = 0; /* keep finite rows only */
+        size_t B = 0; /* keep finite rows only, compacted in raw and (scaled) in x */
         for (size_t i = 0; i < cnt; i++) {
             const float *row = raw + i * D;
             if (data_row_nonfinite(row, D)) {
                 out->skipped++;
                 continue;
             }
-            for (size_t c = 0; c < D; c++) {
-                x[B * D + c] = row[c] * sc;
-                colsum[c] += row[c];
-                sumsq += (double)row[c] * row[c];
-            }
+            memmove(raw + B * D, row, D * sizeof(float)); /* B <= i */
+            for (size_t c = 0; c < D; c++) x[B * D + c] = raw[B * D + c] * sc;
             B++;
         }
         if (B == 0) continue;
         sae_loss loss;
         if ((rc = sae_model_forward(m, x, B, NULL, &loss, err)) < 0) break;
-        sse += loss.sse;
         l0 += loss.l0 * (double)B;
         sae_model_count_active(m, fired);
+        /* errors were measured in scaled units */
+        const float *res = sae_model_residual(m);
+        for (size_t e = 0; e < B * D; e++) err_raw[e] = res[e] / sc;
+        train_recon_acc_add(&acc, raw, err_raw, B, D);
         out->tokens += B;
     }
     if (rc == SAE_OK && out->tokens == 0)
         rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path, "no finite rows to evaluate");
     if (rc == SAE_OK) {
-        double N = (double)out->tokens, mean_sq = 0.0;
-        for (size_t c = 0; c < D; c++) mean_sq += colsum[c] * colsum[c];
-        double total_var = sumsq - mean_sq / N;
-        double sse_raw = sse / ((double)sc * sc); /* errors were measured in scaled units */
-        out->fvu = total_var > 0 ? sse_raw / total_var : NAN;
-        out->mse = sse_raw / (N * (double)D);
+        train_recon_metrics rm;
+        train_recon_acc_result(&acc, &rm);
+        double N = (double)out->tokens;
+        out->fvu = 1.0 - rm.explained_variance;
+        out->mse = acc.sum_ee / (N * (double)D);
         out->l0 = l0 / N;
         size_t dead = 0;
         for (size_t j = 0; j < M; j++) dead += fired[j] == 0;
         out->dead_frac = (double)dead / (double)M;
+        out->explained_variance = rm.explained_variance;
+        out->cossim = rm.cossim;
+        out->l2_ratio = rm.l2_ratio;
+        out->relative_reconstruction_bias = rm.relative_reconstruction_bias;
+        train_freq_metrics(fired, M, out->tokens, &out->frac_alive, &out->freq_over_1_percent,
+                           &out->freq_over_10_percent);
+        out->has_core_metrics = 1;
     }
     if (rc == SAE_OK && f->n_truth > 0) {
         float *truth = sae_alloc(f->n_truth * D * sizeof(float));
@@ -121,12 +127,10 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
             out->n_truth = f->n_truth;
             if (train_mmcs(truth, f->n_truth, m->p.W_dec, M, D, &out->mmcs, &out->recovered_09) < 0)
                 rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+            if (rc == SAE_OK) rc = train_mcc(truth, f->n_truth, m->p.W_dec, M, D, &out->mcc, err);
         }
         sae_free(truth);
     }
-    sae_free(raw);
-    sae_free(x);
-    sae_free(fired);
-    free(colsum);
+    sae_free(raw), sae_free(x), sae_free(err_raw), sae_free(fired), sae_free(colsum);
     return rc;
 }
