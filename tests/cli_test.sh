@@ -192,24 +192,34 @@ else
     echo "SKIP: figure tests need a font with Japanese glyphs (apt-get install fonts-noto-cjk)"
 fi
 
-# --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run -----
+# --- kill -9 at any moment, then --resume: bitwise equal to an uninterrupted run,
+# for every architecture -------------------------------------------------------------
 "$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
-args=(--data "$T/k.h5" --latents 512 --k 8 --batch 256 --tokens 600000 --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)
-"$SAE" train "${args[@]}" --out "$T/full_run.h5" >/dev/null 2>&1 || bad "uninterrupted run failed"
-"$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 1000); do [ -f "$T/killed.h5" ] && break; sleep 0.01; done
-sleep 0.2
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-if "$SAE" info "$T/killed.h5" 2>/dev/null | grep -q "in progress"; then ok; else bad "kill -9 did not leave an in-progress checkpoint (killed too late?)"; fi
-"$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" --resume >/dev/null 2>"$T/err" || bad "resume failed: $(cat "$T/err")"
-if h5diff "$T/full_run.h5" "$T/killed.h5" /W_enc && h5diff "$T/full_run.h5" "$T/killed.h5" /W_dec &&
-    h5diff "$T/full_run.h5" "$T/killed.h5" /b_enc && h5diff "$T/full_run.h5" "$T/killed.h5" /b_dec &&
-    h5diff "$T/full_run.h5" "$T/killed.h5" /train/adam_v; then ok; else bad "kill -9 + --resume differs from the uninterrupted run"; fi
-steps=$(grep -c '"step"' "$T/killed.jsonl")
-uniq_steps=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/killed.jsonl" | sort -u | wc -l)
-[ "$steps" = "$uniq_steps" ] && ok || bad "log after resume repeats steps ($steps lines, $uniq_steps distinct)"
+for arch in topk relu batchtopk jumprelu matryoshka; do
+    tokens=300000
+    [ "$arch" = topk ] && tokens=600000
+    args=(--data "$T/k.h5" --arch "$arch" --latents 512 --k 8 --target-l0 8 --batch 256 --tokens $tokens
+          --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)
+    rm -f "$T/full_run.h5" "$T/killed.h5" "$T/killed.jsonl"
+    "$SAE" train "${args[@]}" --out "$T/full_run.h5" >/dev/null 2>&1 || bad "$arch: uninterrupted run failed"
+    "$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 1000); do [ -f "$T/killed.h5" ] && break; sleep 0.01; done
+    sleep 0.2
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    if "$SAE" info "$T/killed.h5" 2>/dev/null | grep -q "in progress"; then ok; else bad "$arch: kill -9 did not leave an in-progress checkpoint (killed too late?)"; fi
+    "$SAE" train "${args[@]}" --out "$T/killed.h5" --log "$T/killed.jsonl" --resume >/dev/null 2>"$T/err" || bad "$arch: resume failed: $(cat "$T/err")"
+    same=1
+    for ds in /W_enc /W_dec /b_enc /b_dec /train/adam_m /train/adam_v /threshold; do
+        h5ls "$T/full_run.h5$ds" >/dev/null 2>&1 || continue
+        h5diff "$T/full_run.h5" "$T/killed.h5" "$ds" >/dev/null || { same=0; echo "  $arch: $ds differs"; }
+    done
+    [ $same = 1 ] && ok || bad "$arch: kill -9 + --resume differs from the uninterrupted run"
+    steps=$(grep -c '"step"' "$T/killed.jsonl")
+    uniq_steps=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/killed.jsonl" | sort -u | wc -l)
+    [ "$steps" = "$uniq_steps" ] && ok || bad "$arch: log after resume repeats steps ($steps lines, $uniq_steps distinct)"
+done
 ls "$T"/*.tmp.* >/dev/null 2>&1 && bad "temporary files left behind: $(ls "$T"/*.tmp.*)" || ok
 
 echo "cli: $pass passed, $fail failed"

@@ -72,7 +72,7 @@ static void load_params(const char *path, float **blob, size_t *n) {
     double scale;
     sae_error err = {0};
     if (sae_file_load(path, &m, 16, &scale, &err) < 0) fail_msg("%s: %s", path, err.msg);
-    *n = sae_param_count(&m.cfg);
+    *n = sae_blob_count(&m.cfg); /* learned tensors and state (a threshold) */
     *blob = malloc(*n * sizeof(float));
     memcpy(*blob, m.param_blob, *n * sizeof(float));
     sae_model_free(&m);
@@ -88,7 +88,8 @@ static void check_resume(sae_arch arch) {
     assert_int_equal(data_actfile_open(&f, data, &err), 0);
     train_params p = train_default_params(arch);
     p.sae.m = 64;
-    if (arch == SAE_ARCH_TOPK) p.sae.k = 4;
+    p.sae.k = 4;         /* the topk family */
+    p.sae.target_l0 = 4; /* jumprelu */
     p.batch = 256;
     p.tokens = 256 * 60;
     p.buffer_rows = 4096; /* several windows per epoch: the position crosses windows */
@@ -132,6 +133,9 @@ static void check_resume(sae_arch arch) {
 
 static void test_resume_bitwise_topk(void **s) { (void)s; check_resume(SAE_ARCH_TOPK); }
 static void test_resume_bitwise_relu(void **s) { (void)s; check_resume(SAE_ARCH_RELU); }
+static void test_resume_bitwise_batchtopk(void **s) { (void)s; check_resume(SAE_ARCH_BATCHTOPK); }
+static void test_resume_bitwise_jumprelu(void **s) { (void)s; check_resume(SAE_ARCH_JUMPRELU); }
+static void test_resume_bitwise_matryoshka(void **s) { (void)s; check_resume(SAE_ARCH_MATRYOSHKA); }
 
 static void test_recovers_planted_dictionary(void **state) {
     (void)state;
@@ -172,6 +176,9 @@ int main(void) {
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_resume_bitwise_topk),
         cmocka_unit_test(test_resume_bitwise_relu),
+        cmocka_unit_test(test_resume_bitwise_batchtopk),
+        cmocka_unit_test(test_resume_bitwise_jumprelu),
+        cmocka_unit_test(test_resume_bitwise_matryoshka),
         cmocka_unit_test(test_recovers_planted_dictionary),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
