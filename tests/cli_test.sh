@@ -219,6 +219,18 @@ for arch in topk relu batchtopk jumprelu matryoshka; do
     steps=$(grep -c '"step"' "$T/killed.jsonl")
     uniq_steps=$(sed 's/.*"step":\([0-9]*\).*/\1/' "$T/killed.jsonl" | sort -u | wc -l)
     [ "$steps" = "$uniq_steps" ] && ok || bad "$arch: log after resume repeats steps ($steps lines, $uniq_steps distinct)"
+    # every downstream command takes every architecture, with no special case
+    S="$T/full_run.h5"
+    "$SAE" info "$S" | grep -q "SAE ($arch)" && ok || bad "$arch: info"
+    "$SAE" features --sae "$S" --data "$T/k.h5" --out "$T/feat_$arch.h5" >/dev/null 2>"$T/err" && ok || bad "$arch: features: $(cat "$T/err")"
+    "$SAE" show "$T/feat_$arch.h5" --feature 0 >/dev/null 2>"$T/err" && ok || bad "$arch: show: $(cat "$T/err")"
+    "$SAE" search --sae "$S" --data "$T/k.h5" --token-regex '^ka' >/dev/null 2>"$T/err" && ok || bad "$arch: search: $(cat "$T/err")"
+    "$SAE" eval --sae "$S" --data "$T/k.h5" >"$T/out" 2>"$T/err" && grep -q '"explained_variance"' "$T/out" &&
+        grep -q '"mcc"' "$T/out" && ok || bad "$arch: eval: $(cat "$T/err")"
+    if fc-list :lang=ja | grep -q .; then
+        "$SAE" viz trace --sae "$S" --data "$T/k.h5" --doc 1 --top 4 --out "$T/trace_$arch.png" 2>"$T/err" && ok || bad "$arch: viz trace: $(cat "$T/err")"
+        "$SAE" viz text --sae "$S" --data "$T/k.h5" --doc 1 --feature 3 --out "$T/text_$arch.png" 2>"$T/err" && ok || bad "$arch: viz text: $(cat "$T/err")"
+    fi
 done
 ls "$T"/*.tmp.* >/dev/null 2>&1 && bad "temporary files left behind: $(ls "$T"/*.tmp.*)" || ok
 
