@@ -69,6 +69,11 @@ int sae__codes_from_dense(sae_model *m, const float *z, size_t B, sae_error *err
 /* Unit-norm decoders: the gradient projection and the renormalisation. */
 void sae__project_decoder_grad(sae_model *m);
 void sae__normalize_decoder(sae_model *m);
+/* Dense codes (relu, jumprelu): xhat (B,D) = z (B,M) @ W_dec + b_dec; and,
+ * from dpre (B,M), dW_enc = dpre^T @ xc, db_enc = sum_b dpre, and
+ * db_dec -= W_enc^T @ db_enc (xc = x - b_dec), with dpre_sum = db_enc. */
+void sae__dense_decode(sae_model *m, const float *z, size_t B);
+void sae__dense_encoder_backward(sae_model *m, const float *dpre, size_t B);
 /* The recon part shared by every architecture: err = xhat - x, sse, V. */
 void sae__residual_and_variance(sae_model *m, const float *x, size_t B, sae_loss *out);
 

@@ -77,10 +77,8 @@ static int jump_forward(sae_model *m, const float *x, size_t B, const sae_step *
                         sae_error *err) {
     (void)err;
     jump_ws *w = m->arch_ws;
-    size_t D = m->cfg.d, M = m->cfg.m;
     size_t active = jump_encode_only(m, B);
-    for (size_t r = 0; r < B; r++) memcpy(m->xhat + r * D, m->p.b_dec, D * sizeof(float));
-    sae_gemm(0, 0, B, D, M, 1.0f, w->z, M, m->p.W_dec, D, 1.0f, m->xhat, D);
+    sae__dense_decode(m, w->z, B);
     sae__residual_and_variance(m, x, B, out);
     w->l0 = out->l0 = (double)active / (double)B;
     double dev = w->l0 / (double)m->cfg.target_l0 - 1.0;
@@ -102,11 +100,7 @@ static void jump_backward(sae_model *m, const sae_step *st) {
     float l0_grad = (float)(st->sparsity_coef * 2.0 * (w->l0 / t - 1.0) / (t * (double)B));
     sae_jumprelu_backward(w->dz, m->g.threshold, m->pre, m->p.threshold, m->cfg.bandwidth, l0_grad,
                           B, M);
-    /* encoder: dW_enc (M,D) = dpre^T @ xc; db_enc = sum_b dpre; db_dec -= W_enc^T db_enc */
-    sae_gemm(1, 0, M, D, B, 1.0f, w->dz, M, m->xc, D, 0.0f, m->g.W_enc, D);
-    sae_col_sum(m->dpre_sum, w->dz, 1.0f, B, M, 0);
-    memcpy(m->g.b_enc, m->dpre_sum, M * sizeof *m->g.b_enc);
-    sae_gemv(1, M, D, -1.0f, m->p.W_enc, D, m->dpre_sum, 1.0f, m->g.b_dec);
+    sae__dense_encoder_backward(m, w->dz, B);
 }
 
 static void jump_count_active(const sae_model *m, uint32_t *counts) {

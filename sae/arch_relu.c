@@ -58,9 +58,7 @@ static int relu_forward(sae_model *m, const float *x, size_t B, const sae_step *
     size_t D = m->cfg.d, M = m->cfg.m;
     float *z = m->pre, l1 = st ? st->sparsity_coef : 0.0f;
     relu_encode_only(m, B);
-    /* xhat (B,D) = z (B,M) @ W_dec (M,D) + b_dec */
-    for (size_t r = 0; r < B; r++) memcpy(m->xhat + r * D, m->p.b_dec, D * sizeof(float));
-    sae_gemm(0, 0, B, D, M, 1.0f, z, M, m->p.W_dec, D, 1.0f, m->xhat, D);
+    sae__dense_decode(m, z, B);
     sae__residual_and_variance(m, x, B, out);
     sae_row_norms(w->dec_norm, m->p.W_dec, M, D);
     /* sparsity = l1/B * sum_j ||W_dec_j|| * sum_b z_bj ; dpre_sum holds sum_b z_bj */
@@ -97,11 +95,7 @@ static void relu_backward(sae_model *m, const sae_step *st) {
         for (size_t j = 0; j < M; j++) w->dz[r * M + j] = lb * w->dec_norm[j];
     sae_gemm(0, 1, B, M, D, 1.0f, m->dxhat, D, m->p.W_dec, D, 1.0f, w->dz, M);
     sae_relu_backward(w->dz, z, B, M);
-    /* encoder: dW_enc (M,D) = dz^T @ xc; db_enc = sum_b dz; db_dec -= W_enc^T @ sum_b dz */
-    sae_gemm(1, 0, M, D, B, 1.0f, w->dz, M, m->xc, D, 0.0f, m->g.W_enc, D);
-    sae_col_sum(m->dpre_sum, w->dz, 1.0f, B, M, 0);
-    memcpy(m->g.b_enc, m->dpre_sum, M * sizeof *m->g.b_enc);
-    sae_gemv(1, M, D, -1.0f, m->p.W_enc, D, m->dpre_sum, 1.0f, m->g.b_dec);
+    sae__dense_encoder_backward(m, w->dz, B);
 }
 
 static void relu_count_active(const sae_model *m, uint32_t *counts) {

@@ -35,39 +35,38 @@ static inline int better(sae_topk_pair a, sae_topk_pair b) {
     return (a.v > b.v) | ((a.v == b.v) & (a.j < b.j)); /* no branches: see select_best */
 }
 
-static inline void pair_swap(sae_topk_pair *a, sae_topk_pair *b) {
-    sae_topk_pair t = *a;
-    *a = *b;
-    *b = t;
-}
-
 /* Reorders p[0..n) so that p[0..K) are its K best (0 < K <= n, pairs distinct
- * because indices are): Hoare's quickselect with a median-of-three pivot. */
-static void select_best(sae_topk_pair *p, size_t n, size_t K) {
-    size_t lo = 0, hi = n, want = K - 1;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (better(p[mid], p[lo])) pair_swap(&p[mid], &p[lo]);
-        if (better(p[hi - 1], p[lo])) pair_swap(&p[hi - 1], &p[lo]);
-        if (better(p[hi - 1], p[mid])) pair_swap(&p[hi - 1], &p[mid]);
-        pair_swap(&p[mid], &p[hi - 1]); /* pivot (the median) parked at the end */
-        sae_topk_pair piv = p[hi - 1];
-        /* branch-free partition: whether an entry beats the pivot is a coin
-         * toss, and mispredicted branches used to cost more than the moves */
-        size_t store = lo;
-        for (size_t i = lo; i + 1 < hi; i++) {
-            sae_topk_pair x = p[i];
-            int b = better(x, piv);
-            p[i] = p[store];
-            p[store] = x;
-            store += (size_t)b;
-        }
-        pair_swap(&p[store], &p[hi - 1]); /* pivot at its rank */
-        if (store == want) return;
-        if (want < store) hi = store;
-        else lo = store + 1;
+ * because indices are): Hoare's quickselect with a median-of-three pivot.
+ * Defined once for each pair type (TopK's per-row pairs, BatchTopK's
+ * (row, latent) pairs), which differ only in the type and "better". */
+#define DEFINE_SELECT(name, T, better)                                                             \
+    static void name(T *p, size_t n, size_t K) {                                                   \
+        size_t lo = 0, hi = n, want = K - 1;                                                       \
+        T t;                                                                                       \
+        while (hi - lo > 1) {                                                                      \
+            size_t mid = lo + (hi - lo) / 2;                                                       \
+            if (better(p[mid], p[lo])) t = p[mid], p[mid] = p[lo], p[lo] = t;                      \
+            if (better(p[hi - 1], p[lo])) t = p[hi - 1], p[hi - 1] = p[lo], p[lo] = t;             \
+            if (better(p[hi - 1], p[mid])) t = p[hi - 1], p[hi - 1] = p[mid], p[mid] = t;          \
+            t = p[mid], p[mid] = p[hi - 1], p[hi - 1] = t; /* pivot (the median) parked at the end */ \
+            T piv = p[hi - 1];                                                                     \
+            /* branch-free partition: whether an entry beats the pivot is a coin                   \
+             * toss, and mispredicted branches used to cost more than the moves */                 \
+            size_t store = lo;                                                                     \
+            for (size_t i = lo; i + 1 < hi; i++) {                                                 \
+                T x = p[i];                                                                        \
+                int b = better(x, piv);                                                            \
+                p[i] = p[store];                                                                   \
+                p[store] = x;                                                                      \
+                store += (size_t)b;                                                                \
+            }                                                                                      \
+            t = p[store], p[store] = p[hi - 1], p[hi - 1] = t; /* pivot at its rank */             \
+            if (store == want) return;                                                             \
+            if (want < store) hi = store;                                                          \
+            else lo = store + 1;                                                                   \
+        }                                                                                          \
     }
-}
+DEFINE_SELECT(select_best, sae_topk_pair, better)
 
 size_t sae_topk_scratch_len(size_t K) { return 2 * K + 2 * TOPK_BLOCK; }
 
@@ -264,33 +263,7 @@ static inline int batch_better(sae_batch_pair a, sae_batch_pair b) {
     return (a.v > b.v) | ((a.v == b.v) & ((a.row < b.row) | ((a.row == b.row) & (a.j < b.j))));
 }
 
-/* select_best's quickselect for batch pairs: p[0..N) become the N best of p[0..n). */
-static void batch_select(sae_batch_pair *p, size_t n, size_t N) {
-    size_t lo = 0, hi = n, want = N - 1;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        sae_batch_pair t;
-#define BSWAP(a, b) (t = (a), (a) = (b), (b) = t)
-        if (batch_better(p[mid], p[lo])) BSWAP(p[mid], p[lo]);
-        if (batch_better(p[hi - 1], p[lo])) BSWAP(p[hi - 1], p[lo]);
-        if (batch_better(p[hi - 1], p[mid])) BSWAP(p[hi - 1], p[mid]);
-        BSWAP(p[mid], p[hi - 1]);
-        sae_batch_pair piv = p[hi - 1];
-        size_t store = lo;
-        for (size_t i = lo; i + 1 < hi; i++) {
-            sae_batch_pair x = p[i];
-            int b = batch_better(x, piv);
-            p[i] = p[store];
-            p[store] = x;
-            store += (size_t)b;
-        }
-        BSWAP(p[store], p[hi - 1]);
-#undef BSWAP
-        if (store == want) return;
-        if (want < store) hi = store;
-        else lo = store + 1;
-    }
-}
+DEFINE_SELECT(batch_select, sae_batch_pair, batch_better)
 
 size_t sae_batch_local_len(size_t N) { return 2 * N + 2 * TOPK_BLOCK; }
 

@@ -332,6 +332,20 @@ void sae__residual_and_variance(sae_model *m, const float *x, size_t B, sae_loss
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
 }
 
+void sae__dense_decode(sae_model *m, const float *z, size_t B) {
+    size_t D = m->cfg.d, M = m->cfg.m;
+    for (size_t r = 0; r < B; r++) memcpy(m->xhat + r * D, m->p.b_dec, D * sizeof(float));
+    sae_gemm(0, 0, B, D, M, 1.0f, z, M, m->p.W_dec, D, 1.0f, m->xhat, D);
+}
+
+void sae__dense_encoder_backward(sae_model *m, const float *dpre, size_t B) {
+    size_t D = m->cfg.d, M = m->cfg.m;
+    sae_gemm(1, 0, M, D, B, 1.0f, dpre, M, m->xc, D, 0.0f, m->g.W_enc, D);
+    sae_col_sum(m->dpre_sum, dpre, 1.0f, B, M, 0);
+    memcpy(m->g.b_enc, m->dpre_sum, M * sizeof *m->g.b_enc);
+    sae_gemv(1, M, D, -1.0f, m->p.W_enc, D, m->dpre_sum, 1.0f, m->g.b_dec);
+}
+
 int sae_model_forward(sae_model *m, const float *x, size_t B, const sae_step *st, sae_loss *out,
                       sae_error *err) {
     memset(out, 0, sizeof *out);
