@@ -118,7 +118,10 @@ static size_t topk_workspace(sae_model *m, sae__ws_item *it) {
     int train = m->grad_blob != NULL;
     w->S = c->k + c->aux_k;
     if (!w->n_ent) w->n_ent = cap * w->S;
-    w->nthr = (size_t)sae_get_threads();
+    if (!w->nthr) { /* fixed at init: the number of scan buffers (at most 64 threads scan) */
+        int t = sae_get_threads();
+        w->nthr = t < 1 ? 1 : t > 64 ? 64 : (size_t)t;
+    }
 #define WS(field, count) it[n++] = (sae__ws_item){(void **)&w->field, (count) * sizeof *w->field}
     WS(idx, w->n_ent);
     WS(val, w->n_ent);
