@@ -137,7 +137,7 @@ int cmd_train(int argc, char **argv) {
         {"widths", CLI_STR, &widths, "matryoshka: nested sizes a,b,...,M (default M/16,M/4,M)", 1, NULL},
         {"target-l0", CLI_SIZE, &p.sae.target_l0, "jumprelu: mean L0 the sparsity loss steers to", 1, NULL},
         {"bandwidth", CLI_FLOAT, &p.sae.bandwidth, "jumprelu: straight-through kernel width", 1, NULL},
-        {"threshold-init", CLI_FLOAT, &p.sae.threshold_init, "jumprelu: initial thresholds", 1, NULL},
+        {"threshold-init", CLI_FLOAT, &p.sae.threshold_init, "jumprelu: initial thresholds (-1: the value giving --target-l0 on the init sample)", 1, NULL},
         {"sparsity-coef", CLI_FLOAT, &p.sparsity_coef, "relu: L1 coefficient; jumprelu: L0 coefficient", 1, NULL},
         {"sparsity-warmup", CLI_FLOAT, &p.sparsity_warmup, "fraction of steps ramping the sparsity coefficient up", 1, NULL},
         {"l1", CLI_FLOAT, &p.sparsity_coef, "relu: the same as --sparsity-coef", 1, NULL},

@@ -9,6 +9,9 @@
  *                struct of ws_struct_bytes that m->arch_ws points to), with
  *                sizes for m->capacity rows; model.c allocates and frees them
  *   init         sets every tensor from a seed (after allocation)
+ *   calibrate    once before training, on B <= capacity rows of the scaled
+ *                init sample (m->xc ready, b_dec already set): may set
+ *                parameters from the data; NULL = nothing
  *   encode       codes of B rows by the inference rule, from m->xc (ready)
  *   forward      encode + decode + loss; st NULL = inference
  *   backward     gradients of the last (training) forward into m->g
@@ -39,6 +42,7 @@ typedef struct sae_arch_ops {
     size_t (*tensors)(const sae_config *c, sae_tensor *t);
     size_t (*workspace)(sae_model *m, sae__ws_item *it);
     void (*init)(sae_model *m, uint64_t seed);
+    void (*calibrate)(sae_model *m, size_t B);
     int (*encode)(sae_model *m, size_t B, sae_error *err);
     int (*forward)(sae_model *m, const float *x, size_t B, const sae_step *st, sae_loss *out,
                    sae_error *err);

@@ -13,6 +13,7 @@
  * rows are kept unit norm (gradient projected, rows renormalised), and theta
  * is clamped at 0 after each step so that z = pre * H(pre - theta) holds.
  * Dense like relu: pre and z are (cap, M). */
+#include <math.h>
 #include <string.h>
 
 #include "common/gemm.h"
@@ -20,6 +21,7 @@
 #include "sae/kernels.h"
 
 typedef struct {
+    uint32_t *row_count; /* (cap) calibration scratch */
     float *z;  /* (cap, M) codes */
     float *dz; /* (cap, M) dL/dz, then dL/dpre */
     double l0; /* of the last forward */
@@ -28,8 +30,8 @@ typedef struct {
 static void jump_defaults(sae_config *c, sae_train_hints *h) {
     c->target_l0 = 32;
     c->bandwidth = 0.05f;
-    c->threshold_init = 0.5f;
-    *h = (sae_train_hints){.lr = 2e-3f, .sparsity_coef = 1.0f, .sparsity_warmup = 0.05f};
+    c->threshold_init = -1.0f; /* from the data: see jump_calibrate */
+    *h = (sae_train_hints){.lr = 5e-3f, .sparsity_coef = 10.0f, .sparsity_warmup = 0.05f};
 }
 
 static int jump_validate(const sae_config *c, sae_error *err) {
@@ -37,8 +39,8 @@ static int jump_validate(const sae_config *c, sae_error *err) {
         return sae_error_set(err, SAE_ERR_ARG, "--target-l0", "must be in 1..--latents (%zu)", c->m);
     if (!(c->bandwidth > 0.0f))
         return sae_error_set(err, SAE_ERR_ARG, "--bandwidth", "must be positive");
-    if (!(c->threshold_init >= 0.0f))
-        return sae_error_set(err, SAE_ERR_ARG, "--threshold-init", "must be >= 0");
+    if (!(c->threshold_init >= 0.0f || c->threshold_init == -1.0f))
+        return sae_error_set(err, SAE_ERR_ARG, "--threshold-init", "must be >= 0, or -1 (from the data)");
     return SAE_OK;
 }
 
@@ -53,12 +55,38 @@ static size_t jump_workspace(sae_model *m, sae__ws_item *it) {
     size_t n = m->capacity * m->cfg.m * sizeof(float);
     it[0] = (sae__ws_item){(void **)&w->z, n};
     it[1] = (sae__ws_item){(void **)&w->dz, n};
-    return 2;
+    it[2] = (sae__ws_item){(void **)&w->row_count, m->capacity * sizeof(uint32_t)};
+    return 3;
 }
 
 static void jump_init(sae_model *m, uint64_t seed) {
     sae__init_tied(m, seed, 1.0f);
-    for (size_t j = 0; j < m->cfg.m; j++) m->p.threshold[j] = m->cfg.threshold_init;
+    /* automatic (negative): 0 until calibrate sees the data */
+    float t0 = m->cfg.threshold_init > 0.0f ? m->cfg.threshold_init : 0.0f;
+    for (size_t j = 0; j < m->cfg.m; j++) m->p.threshold[j] = t0;
+}
+
+/* threshold_init "auto": one threshold for every latent at which the
+ * initial SAE has mean L0 = target_l0 on the sample, found by bisection on
+ * the count. Short runs cannot move thresholds far (Adam moves each about lr
+ * per step), so starting at the target matters more than any fixed value. */
+static void jump_calibrate(sae_model *m, size_t B) {
+    jump_ws *w = m->arch_ws;
+    size_t M = m->cfg.m;
+    if (m->cfg.threshold_init >= 0.0f) return;
+    sae__encode_rows(m, 0, B, m->pre);
+    float hi = 0.0f, lo = 0.0f;
+    for (size_t i = 0; i < B * M; i++) hi = fmaxf(hi, m->pre[i] + m->p.b_enc[i % M]);
+    double want = (double)m->cfg.target_l0 * (double)B;
+    for (int it = 0; it < 40; it++) {
+        float mid = 0.5f * (lo + hi);
+        sae_threshold_count(w->row_count, m->pre, m->p.b_enc, mid, B, M);
+        double n = 0;
+        for (size_t r = 0; r < B; r++) n += w->row_count[r];
+        if (n > want) lo = mid;
+        else hi = mid;
+    }
+    for (size_t j = 0; j < M; j++) m->p.threshold[j] = hi;
 }
 
 static size_t jump_encode_only(sae_model *m, size_t B) {
@@ -131,6 +159,7 @@ const sae_arch_ops sae__arch_jumprelu = {
     .tensors = jump_tensors,
     .workspace = jump_workspace,
     .init = jump_init,
+    .calibrate = jump_calibrate,
     .encode = jump_encode,
     .forward = jump_forward,
     .backward = jump_backward,

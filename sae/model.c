@@ -355,6 +355,13 @@ int sae_model_forward(sae_model *m, const float *x, size_t B, const sae_step *st
 
 const float *sae_model_residual(const sae_model *m) { return m->err; }
 
+void sae_model_calibrate(sae_model *m, const float *x, size_t n) {
+    if (!m->ops->calibrate || n == 0) return;
+    size_t B = n < m->capacity ? n : m->capacity;
+    encode_begin(m, x, B);
+    m->ops->calibrate(m, B);
+}
+
 int sae_model_encode(sae_model *m, const float *x, size_t B, sae_error *err) {
     encode_begin(m, x, B);
     return m->ops->encode(m, B, err);

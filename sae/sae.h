@@ -216,6 +216,11 @@ int sae_model_set_precision(sae_model *m, sae_precision p, sae_error *err);
  * directions, encoder = decoder transpose, zero biases, initial thresholds. */
 void sae_model_init_params(sae_model *m, uint64_t seed);
 
+/* Once before training, after b_dec is set: lets the architecture set
+ * parameters from a sample of the (scaled) data, n rows (at most capacity
+ * are used). JumpReLU's automatic initial threshold is set here. */
+void sae_model_calibrate(sae_model *m, const float *x, size_t n);
+
 /* Forward on B rows of x (B,D) with loss; st NULL = inference. A training
  * forward never fails; an inference one fails only when the codes of a
  * threshold rule outgrow their buffers and memory runs out (SAE_ERR_NOMEM). */

@@ -196,9 +196,7 @@ fi
 # for every architecture -------------------------------------------------------------
 "$SAE" synth --out "$T/k.h5" --n 60000 --d 64 --features 128 --active 4 --seed 2 2>/dev/null
 for arch in topk relu batchtopk jumprelu matryoshka; do
-    tokens=300000
-    [ "$arch" = topk ] && tokens=600000
-    args=(--data "$T/k.h5" --arch "$arch" --latents 512 --k 8 --target-l0 8 --batch 256 --tokens $tokens
+    args=(--data "$T/k.h5" --arch "$arch" --latents 512 --k 8 --target-l0 8 --batch 256 --tokens 150000
           --checkpoint-every 4096 --threads 2 --seed 4 --buffer 8192)
     rm -f "$T/full_run.h5" "$T/killed.h5" "$T/killed.jsonl"
     "$SAE" train "${args[@]}" --out "$T/full_run.h5" >/dev/null 2>&1 || bad "$arch: uninterrupted run failed"

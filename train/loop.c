@@ -129,6 +129,7 @@ static int init_from_sample(const train_params *p, data_actfile *f, train__state
         } else {
             memset(b_dec, 0, d * sizeof(float));
         }
+        sae_model_calibrate(&s->model, x, n);
     }
     sae_free(x);
     return rc;
