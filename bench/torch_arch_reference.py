@@ -275,15 +275,40 @@ def topk_family_loss(x, params, n_sel, widths, dead_idx, aux_k, aux_coef=AUX_COE
     return loss, r, sel, vals.detach()
 
 
-def jumprelu_loss(x, params, theta, eps, target_l0, lam):
-    """JumpReLU reconstruction + lam (l0 / target_l0 - 1)^2; returns (loss, fvu, l0, z)."""
+def jumprelu_loss(x, params, theta, eps, target_l0, lam, dense=None):
+    """JumpReLU reconstruction + lam (l0 / target_l0 - 1)^2; returns (loss, fvu, l0, fired).
+
+    Only the entries with pre - theta > -eps/2 have a value or a
+    (pseudo-)gradient (z = H = 0 below, and the window |pre - theta| < eps/2
+    lies above), so once they are few the codes are decoded as a list of
+    entries (embedding bag) rather than a dense B x M product: the same loss
+    and gradients. `dense` forces either form (default: dense while more than
+    1/16 of the entries are in).
+    """
     W_enc, b_enc, W_dec, b_dec = params
+    B, M = x.shape[0], W_enc.shape[0]
     pre = Encoder.apply(x, W_enc, b_enc, b_dec)
-    z = JumpReLU.apply(pre, theta, eps)
-    xhat = z @ W_dec + b_dec
-    l0 = Step.apply(pre, theta, eps).sum(1).mean()
+    with torch.no_grad():
+        near = (pre - theta) > -eps / 2
+        if dense is None:
+            dense = int(near.sum()) > B * M // 16
+    if dense:
+        z = JumpReLU.apply(pre, theta, eps)
+        xhat = z @ W_dec + b_dec
+        l0 = Step.apply(pre, theta, eps).sum(1).mean()
+        fired = (z.detach() > 0).any(0)
+    else:
+        rows, cols = near.nonzero(as_tuple=True)
+        p = EncoderAt.apply(x, W_enc, b_enc, b_dec, pre.detach(), rows, cols)
+        th = theta[cols]
+        z = JumpReLU.apply(p, th, eps)
+        xhat = F.embedding_bag(cols, W_dec, bag_offsets(rows, B), mode="sum",
+                               per_sample_weights=z) + b_dec
+        l0 = Step.apply(p, th, eps).sum() / B
+        fired = torch.zeros(M, dtype=torch.bool)
+        fired[cols[z.detach() > 0]] = True
     fvu = batch_fvu(xhat, x, total_variance(x))
-    return fvu + lam * (l0 / target_l0 - 1) ** 2, fvu.detach(), l0.detach(), z.detach()
+    return fvu + lam * (l0 / target_l0 - 1) ** 2, fvu.detach(), l0.detach(), fired
 
 
 # --- checks ------------------------------------------------------------------------
@@ -335,9 +360,23 @@ def check_grads():
                                             residual=r)[0]
             report(f"{name} loss gradient (n_dead={len(dead_idx)}) = finite differences",
                    torch.autograd.gradcheck(f, params, **gc))
-    f = lambda *p: jumprelu_loss(x, list(p), theta, 0.05, 4.0, 0.7)[0]
-    report("jumprelu loss gradient w.r.t. W_enc, b_enc, W_dec, b_dec = finite differences",
-           torch.autograd.gradcheck(f, params, **gc))
+    for dense in (True, False):
+        f = lambda *p: jumprelu_loss(x, list(p), theta, 0.05, 4.0, 0.7, dense=dense)[0]
+        report(f"jumprelu loss ({'dense' if dense else 'entries'}) gradient w.r.t. W_enc, b_enc, "
+               "W_dec, b_dec = finite differences", torch.autograd.gradcheck(f, params, **gc))
+    # the entry-list form against the dense one, theta's pseudo-gradient included; theta
+    # spread so that entries fall in the window on both sides and below it
+    th = (0.4 * torch.rand(M, generator=gen, dtype=dt)).requires_grad_()
+    out = []
+    for dense in (True, False):
+        ps = [q.detach().clone().requires_grad_() for q in params] + [th.detach().clone()]
+        ps[4].requires_grad_()
+        loss = jumprelu_loss(x, ps[:4], ps[4], 0.3, 4.0, 0.7, dense=dense)[0]
+        loss.backward()
+        out.append([loss.detach()] + [q.grad for q in ps])
+    report("jumprelu entry-list form = dense form (loss and every gradient, theta's too)",
+           all(torch.allclose(u, v, rtol=1e-10, atol=1e-12) for u, v in zip(*out))
+           and out[0][5].abs().sum() > 0)
 
     # hand-computed pseudo-gradients: eps = 0.1, theta = (0.5, 0.2, 0.03)
     eps = 0.1
@@ -438,9 +477,8 @@ def main():
     for step, x in enumerate(tc.batches(X, scale, a.batch, steps, rng)):
         if a.arch == "jumprelu":
             lam = tc.l1_at(step, steps, a.sparsity_coef, a.sparsity_warmup)
-            loss, fvu, l0, z = jumprelu_loss(x, params[:4], theta, a.bandwidth, a.target_l0,
-                                               lam)
-            fired = (z > 0).any(0)
+            loss, fvu, l0, fired = jumprelu_loss(x, params[:4], theta, a.bandwidth, a.target_l0,
+                                                 lam)
         else:
             dead_idx = (since_fired >= a.dead_tokens).nonzero().squeeze(1)
             loss, r, sel, vals = topk_family_loss(x, params, a.k * a.batch, widths, dead_idx,
