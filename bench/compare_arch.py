@@ -40,7 +40,7 @@ CRITERIA = dict(fvu_rel=0.05, mmcs_abs=0.02, l0_rel=0.10)
 # Default sizes (full, --quick). Features default to 8 d and latents to 16 d
 # (2x the planted features), the ratios of the d=512, M=8192 benchmark config.
 SIZES = {
-    "full": dict(d=256, tokens=1_000_000, rows=1_000_000, heldout_rows=50_000),
+    "full": dict(d=256, tokens=2_000_000, rows=2_000_000, heldout_rows=50_000),
     "quick": dict(d=128, tokens=400_000, rows=400_000, heldout_rows=20_000),
 }
 
@@ -66,7 +66,9 @@ def parse_args():
     size.add_argument("--features", type=int, help="planted features (default 8 d)")
     size.add_argument("--latents", type=int, help="dictionary size M (default 16 d)")
     size.add_argument("--widths", help="matryoshka widths, the last = M (default M/8,M/2,M)")
-    ap.add_argument("--active", type=float, default=12, help="synth: mean active features per row")
+    ap.add_argument("--active", type=float,
+                    help="synth: mean active features per row (default 12 d / 512: the density "
+                         "of the d=512 benchmark data)")
     ap.add_argument("--data-seed", type=int, default=1, help="synth seed (train and held-out)")
     ap.add_argument("--dtype", default="f16", choices=("f16", "f32"), help="synth storage type")
     ap.add_argument("--batch", type=int, default=4096)
@@ -75,11 +77,15 @@ def parse_args():
     ap.add_argument("--lr", type=float, default=2e-3, help="peak Adam lr, every arch, both sides")
     ap.add_argument("--dead-tokens", type=int, default=1_000_000)
     ap.add_argument("--k", type=int, default=32, help="batchtopk, matryoshka")
-    ap.add_argument("--target-l0", type=float, default=32, help="jumprelu")
+    ap.add_argument("--threshold-lr", type=float, default=0.05,
+                    help="batchtopk, matryoshka: rate of the inference threshold's estimate")
+    ap.add_argument("--target-l0", type=int, default=32, help="jumprelu")
     ap.add_argument("--sparsity-coef", type=float, default=1.0, help="jumprelu lambda")
     ap.add_argument("--sparsity-warmup", type=float, default=0.05, help="jumprelu")
-    ap.add_argument("--bandwidth", type=float, default=0.05, help="jumprelu eps")
-    ap.add_argument("--threshold-init", type=float, default=0.05, help="jumprelu theta_0")
+    # pre-activations are O(1) at this input scale (E||x||^2 = d): these reach L0 ~ 32
+    # within 2M tokens at d=256 (Adam moves theta by about lr per step)
+    ap.add_argument("--bandwidth", type=float, default=0.1, help="jumprelu eps")
+    ap.add_argument("--threshold-init", type=float, default=1.0, help="jumprelu theta_0")
     ap.add_argument("--openblas-coretype", default="auto",
                     help="OPENBLAS_CORETYPE for the children: auto (SKYLAKEX on AVX-512 CPUs "
                          "unless already set), none, or a core name")
@@ -88,6 +94,7 @@ def parse_args():
         if getattr(a, key) is None:
             setattr(a, key, val)
     a.features = a.features or 8 * a.d
+    a.active = a.active or 12 * a.d / 512
     a.latents = a.latents or 16 * a.d
     a.widths = a.widths or f"{a.latents // 8},{a.latents // 2},{a.latents}"
     a.archs = a.archs.split(",")
@@ -130,11 +137,12 @@ def make_data(a):
 
 def arch_flags(a, arch):
     """The architecture's settings, as flags both trainers take."""
+    batch = ["--k", str(a.k), "--threshold-lr", f"{a.threshold_lr:g}"]
     if arch == "batchtopk":
-        return ["--k", str(a.k)]
+        return batch
     if arch == "matryoshka":
-        return ["--k", str(a.k), "--widths", a.widths]
-    return ["--target-l0", f"{a.target_l0:g}", "--sparsity-coef", f"{a.sparsity_coef:g}",
+        return batch + ["--widths", a.widths]
+    return ["--target-l0", str(a.target_l0), "--sparsity-coef", f"{a.sparsity_coef:g}",
             "--sparsity-warmup", f"{a.sparsity_warmup:g}", "--bandwidth", f"{a.bandwidth:g}",
             "--threshold-init", f"{a.threshold_init:g}"]
 
@@ -204,10 +212,10 @@ def judge(a, arch, sae, ref):
 def settings_text(a, arch):
     s = f"d={a.d} M={a.latents} {a.tokens / 1e6:g}M tok lr={a.lr:g}"
     if arch == "batchtopk":
-        return s + f" k={a.k}"
+        return s + f" k={a.k} θ-rate={a.threshold_lr:g}"
     if arch == "matryoshka":
-        return s + f" k={a.k} widths={a.widths}"
-    return (s + f" target_l0={a.target_l0:g} λ={a.sparsity_coef:g} ε={a.bandwidth:g} "
+        return s + f" k={a.k} θ-rate={a.threshold_lr:g} widths={a.widths}"
+    return (s + f" target_l0={a.target_l0} λ={a.sparsity_coef:g} ε={a.bandwidth:g} "
                 f"θ0={a.threshold_init:g}")
 
 

@@ -21,7 +21,8 @@ batchtopk (Bussmann, Leask & Nanda 2024): a = relu(pre); the k*B largest
   recon + AuxK. A latent fires on a row when selected with a > 0. The
   inference threshold theta (a scalar, not learned) follows m_t, the smallest
   selected positive activation of each batch: theta = m_1, then theta +=
-  0.01 (m_t - theta). At evaluation z = a [a > theta] per row.
+  r (m_t - theta), r = --threshold-lr (0.01). At evaluation z = a [a > theta]
+  per row.
 matryoshka (Bussmann et al. 2025; Nabeshima 2024): the same selection and
   theta; widths w_1 < ... < w_G = M; xhat_i = b_dec + sum_{j < w_i} z_j W_dec_j;
   loss = sum_i ||xhat_i - x||^2 / V + AuxK on the full residual x - xhat_G.
@@ -69,7 +70,6 @@ import torch_common as tc
 
 ARCHS = ("batchtopk", "matryoshka", "jumprelu")
 AUX_COEF = 1 / 32
-THETA_RATE = 0.01  # the BatchTopK inference threshold's moving-average rate
 
 
 # --- autograd Functions ----------------------------------------------------------
@@ -441,6 +441,9 @@ def main():
     ap.add_argument("--widths", help="matryoshka: nested widths, the last = --latents "
                                      "(default M/8,M/2,M)")
     ap.add_argument("--dead-tokens", type=int, default=1_000_000)
+    ap.add_argument("--threshold-lr", type=float, default=0.01,
+                    help="batchtopk, matryoshka: rate of the inference threshold's running "
+                         "estimate")
     ap.add_argument("--target-l0", type=float, default=32.0, help="jumprelu")
     ap.add_argument("--sparsity-coef", type=float, default=1.0, help="jumprelu: lambda")
     ap.add_argument("--sparsity-warmup", type=float, default=0.05,
@@ -499,7 +502,7 @@ def main():
                 theta.clamp_(min=0)
             elif len(vals):
                 m_t = vals.min().item()
-                theta = m_t if theta is None else theta + THETA_RATE * (m_t - theta)
+                theta = m_t if theta is None else theta + a.threshold_lr * (m_t - theta)
             since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + a.batch)
         train_l0, train_fvu = float(l0), float(fvu)
         if step + 1 == warm:
@@ -516,7 +519,7 @@ def main():
         return z @ W_dec + b_dec, (z > 0).sum()
 
     metrics = tc.evaluate(a.heldout, scale, reconstruct, W_dec)
-    extra = dict(k=a.k, dead_tokens=a.dead_tokens, widths=widths if a.arch == "matryoshka" else None,
+    extra = dict(k=a.k, dead_tokens=a.dead_tokens, threshold_lr=a.threshold_lr, widths=widths if a.arch == "matryoshka" else None,
                  theta=th) if a.arch != "jumprelu" else dict(
         target_l0=a.target_l0, sparsity_coef=a.sparsity_coef, sparsity_warmup=a.sparsity_warmup,
         bandwidth=a.bandwidth, threshold_init=a.threshold_init,
