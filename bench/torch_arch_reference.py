@@ -40,16 +40,23 @@ jumprelu (Rajamanoharan et al. 2024; the target-L0 loss of
   Functions JumpReLU and Step below); after each Adam step theta = max(theta,
   0). No AuxK.
 
-This is the straightforward version: autograd, dense B x M pre-activations.
-Two things keep it affordable on a CPU without changing any value: the encoder
-is an autograd Function whose backward reduces the b_dec gradient to a
-vector-matrix product (instead of a second B x M x d product), and the
-BatchTopK codes, being kB known entries, are decoded with an embedding bag.
+This is the straightforward version: autograd over the B x M pre-activations,
+with the pieces whose gradient is not autograd's own written out as
+torch.autograd.Functions. What keeps it affordable on a CPU changes no value:
+
+- Encoder: the dense product, its backward forming the b_dec gradient as one
+  vector-matrix product instead of a second B x M x d product;
+- EncoderAt: the same product read at a list of entries (the k*B BatchTopK
+  selections and the AuxK entries), its backward summing over those entries
+  alone; the codes of an entry list are decoded with an embedding bag;
+- batch_topk: the batch selection sorts only the entries that can be in it;
+- JumpReLU decodes densely while many entries are near the thresholds, as an
+  entry list once few are (the two forms checked equal, gradients included).
 
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch batchtopk [--k 32]
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch matryoshka --widths 1024,4096,8192
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch jumprelu --target-l0 32 \\
-        --sparsity-coef 1 --bandwidth 0.05 --threshold-init 0.05
+        --sparsity-coef 1 --bandwidth 0.1 --threshold-init 1.0
     python3 bench/torch_arch_reference.py --check-grads
 
 Prints one JSON object: held-out fvu, mmcs, recovered (null without
@@ -448,8 +455,8 @@ def main():
     ap.add_argument("--sparsity-coef", type=float, default=1.0, help="jumprelu: lambda")
     ap.add_argument("--sparsity-warmup", type=float, default=0.05,
                     help="jumprelu: fraction of steps ramping lambda up")
-    ap.add_argument("--bandwidth", type=float, default=0.001, help="jumprelu: eps")
-    ap.add_argument("--threshold-init", type=float, default=0.001, help="jumprelu: theta_0")
+    ap.add_argument("--bandwidth", type=float, default=0.1, help="jumprelu: eps")
+    ap.add_argument("--threshold-init", type=float, default=1.0, help="jumprelu: theta_0")
     ap.add_argument("--check-grads", action="store_true",
                     help="check the autograd Functions and the selection, and exit")
     a = tc.parse(ap, files_optional="--check-grads" in sys.argv)
@@ -519,11 +526,14 @@ def main():
         return z @ W_dec + b_dec, (z > 0).sum()
 
     metrics = tc.evaluate(a.heldout, scale, reconstruct, W_dec)
-    extra = dict(k=a.k, dead_tokens=a.dead_tokens, threshold_lr=a.threshold_lr, widths=widths if a.arch == "matryoshka" else None,
-                 theta=th) if a.arch != "jumprelu" else dict(
-        target_l0=a.target_l0, sparsity_coef=a.sparsity_coef, sparsity_warmup=a.sparsity_warmup,
-        bandwidth=a.bandwidth, threshold_init=a.threshold_init,
-        theta_mean=th.mean().item(), theta_max=th.max().item())
+    if a.arch == "jumprelu":
+        extra = dict(target_l0=a.target_l0, sparsity_coef=a.sparsity_coef,
+                     sparsity_warmup=a.sparsity_warmup, bandwidth=a.bandwidth,
+                     threshold_init=a.threshold_init, theta_mean=th.mean().item(),
+                     theta_max=th.max().item())
+    else:
+        extra = dict(k=a.k, dead_tokens=a.dead_tokens, threshold_lr=a.threshold_lr,
+                     widths=widths if a.arch == "matryoshka" else None, theta=th)
     tc.report(metrics, tokens=steps * a.batch,
               tokens_per_s=(steps - warm) * a.batch / (t0 + elapsed - t_warm),
               tokens_per_s_whole_loop=steps * a.batch / elapsed, train_s=elapsed,
