@@ -74,18 +74,20 @@ def parse_args():
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=0, help="training seed (both sides)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak Adam lr, every arch, both sides")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak Adam lr, batchtopk and matryoshka")
+    ap.add_argument("--jumprelu-lr", type=float, default=5e-3, help="peak Adam lr, jumprelu")
     ap.add_argument("--dead-tokens", type=int, default=1_000_000)
     ap.add_argument("--k", type=int, default=32, help="batchtopk, matryoshka")
     ap.add_argument("--threshold-lr", type=float, default=0.05,
                     help="batchtopk, matryoshka: rate of the inference threshold's estimate")
     ap.add_argument("--target-l0", type=int, default=32, help="jumprelu")
-    ap.add_argument("--sparsity-coef", type=float, default=1.0, help="jumprelu lambda")
+    ap.add_argument("--sparsity-coef", type=float, default=10.0, help="jumprelu lambda")
     ap.add_argument("--sparsity-warmup", type=float, default=0.05, help="jumprelu")
     # pre-activations are O(1) at this input scale (E||x||^2 = d): these reach L0 ~ 32
     # within 2M tokens at d=256 (Adam moves theta by about lr per step)
-    ap.add_argument("--bandwidth", type=float, default=0.1, help="jumprelu eps")
-    ap.add_argument("--threshold-init", type=float, default=1.0, help="jumprelu theta_0")
+    ap.add_argument("--bandwidth", type=float, default=0.05, help="jumprelu eps")
+    ap.add_argument("--threshold-init", type=float, default=-1.0,
+                    help="jumprelu theta_0 (-1: where the initial SAE has L0 = target)")
     ap.add_argument("--openblas-coretype", default="auto",
                     help="OPENBLAS_CORETYPE for the children: auto (SKYLAKEX on AVX-512 CPUs "
                          "unless already set), none, or a core name")
@@ -147,15 +149,16 @@ def arch_flags(a, arch):
             "--threshold-init", f"{a.threshold_init:g}"]
 
 
-def common_flags(a):
+def common_flags(a, arch):
+    lr = a.jumprelu_lr if arch == "jumprelu" else a.lr
     return ["--latents", str(a.latents), "--tokens", str(a.tokens), "--batch", str(a.batch),
-            "--seed", str(a.seed), "--threads", str(a.threads), "--lr", f"{a.lr:g}",
+            "--seed", str(a.seed), "--threads", str(a.threads), "--lr", f"{lr:g}",
             "--dead-tokens", str(a.dead_tokens)]
 
 
 def run_sae(a, arch, train, held):
     out = os.path.join(a.work, f"{arch}.h5")
-    cmd = [a.sae, "train", "--data", train, "--out", out, "--arch", arch, *common_flags(a),
+    cmd = [a.sae, "train", "--data", train, "--out", out, "--arch", arch, *common_flags(a, arch),
            *arch_flags(a, arch), "--checkpoint-every", "0"]
     try:
         _, _, train_s, rss = bench.timed(cmd)
@@ -170,7 +173,7 @@ def run_sae(a, arch, train, held):
 
 def run_torch(a, py, arch, train, held):
     cmd = [py, os.path.join(ROOT, "bench", "torch_arch_reference.py"), train, held,
-           "--arch", arch, *common_flags(a), *arch_flags(a, arch)]
+           "--arch", arch, *common_flags(a, arch), *arch_flags(a, arch)]
     try:
         out, _, secs, rss = bench.timed(cmd)
     except RuntimeError as e:

@@ -456,7 +456,9 @@ def main():
     ap.add_argument("--sparsity-warmup", type=float, default=0.05,
                     help="jumprelu: fraction of steps ramping lambda up")
     ap.add_argument("--bandwidth", type=float, default=0.1, help="jumprelu: eps")
-    ap.add_argument("--threshold-init", type=float, default=1.0, help="jumprelu: theta_0")
+    ap.add_argument("--threshold-init", type=float, default=-1.0,
+                    help="jumprelu: theta_0; -1: the value where the initial SAE has mean L0 = "
+                         "--target-l0 on the first --batch rows of the init sample (as sae train)")
     ap.add_argument("--check-grads", action="store_true",
                     help="check the autograd Functions and the selection, and exit")
     a = tc.parse(ap, files_optional="--check-grads" in sys.argv)
@@ -475,7 +477,13 @@ def main():
     W_enc, b_enc, W_dec, b_dec = params
     theta = None  # batchtopk: a scalar set after the first step; jumprelu: learned
     if a.arch == "jumprelu":
-        theta = torch.full((M,), a.threshold_init, requires_grad=True)
+        t0 = a.threshold_init
+        if t0 < 0:  # calibrated: the (target * rows)-th largest initial pre-activation
+            with torch.no_grad():
+                xs = sample[: a.batch]
+                pre = torch.relu(torch.addmm(b_enc, xs - b_dec, W_enc.t())).reshape(-1)
+                t0 = torch.topk(pre, int(a.target_l0 * xs.shape[0])).values[-1].item()
+        theta = torch.full((M,), t0, requires_grad=True)
         params.append(theta)
     opt = torch.optim.Adam(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     since_fired = torch.zeros(M, dtype=torch.long)
