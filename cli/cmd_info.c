@@ -40,6 +40,16 @@ static int info_sae(const char *path, int64_t h) {
     sae_config_describe(&c, desc, sizeof desc);
     printf("  d_model        %zu\n  latents        %zu\n", c.d, c.m);
     if (desc[0]) printf("  settings       %s\n", desc);
+    sae_tensor t[SAE_MAX_TENSORS];
+    size_t nt = sae_tensors(&c, t);
+    printf("  tensors       ");
+    for (size_t i = 0; i < nt; i++) {
+        size_t r = t[i].file_transposed ? t[i].cols : t[i].rows, k = t[i].file_transposed ? t[i].rows : t[i].cols;
+        if (k) printf(" %s [%zu, %zu]", t[i].name, r, k);
+        else printf(" %s [%zu]", t[i].name, r);
+        if (!t[i].learned) printf(" (state)");
+    }
+    printf("\n");
     printf("  input_scale    %.6g\n", scale);
     char data[4096];
     if (data_h5_get_attr_str((hid_t)h, "data", data, sizeof data) == SAE_OK)
