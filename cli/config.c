@@ -1,6 +1,7 @@
 /* cli/config.c: INI config files (parsed by inih) applied through the same
  * option table as the flags, so a key means exactly what its flag means. */
 #include <ini.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -12,6 +13,30 @@ typedef struct {
     char msg[512];
     int rc;
 } cfg_ctx;
+
+/* String values outlive the parse (options point at them until the command
+ * returns, and a command may read its config twice): kept here, freed at exit. */
+static char **kept;
+static size_t n_kept, cap_kept;
+
+static void free_kept(void) {
+    for (size_t i = 0; i < n_kept; i++) free(kept[i]);
+    free(kept);
+    kept = NULL, n_kept = cap_kept = 0;
+}
+
+static const char *keep_string(const char *value) {
+    if (n_kept == cap_kept) {
+        size_t cap = cap_kept ? 2 * cap_kept : 16;
+        char **k = realloc(kept, cap * sizeof *k);
+        if (!k) return NULL;
+        if (!kept) atexit(free_kept);
+        kept = k, cap_kept = cap;
+    }
+    char *s = strdup(value);
+    if (s) kept[n_kept++] = s;
+    return s;
+}
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
     cfg_ctx *c = user;
@@ -33,8 +58,11 @@ static int handler(void *user, const char *section, const char *name, const char
             return 0;
         }
         /* inih hands out a buffer it reuses: keep strings alive */
-        const char *v = value;
-        if (o->type == CLI_STR) v = strdup(value); /* owned until exit; config is read once */
+        const char *v = o->type == CLI_STR ? keep_string(value) : value;
+        if (!v) {
+            snprintf(c->msg, sizeof c->msg, "out of memory");
+            return 0;
+        }
         if (o->type == CLI_TRUE || o->type == CLI_FALSE) {
             int on = strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0;
             int off = strcmp(value, "false") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0;
