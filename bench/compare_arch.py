@@ -213,7 +213,8 @@ def judge(a, arch, sae, ref):
 
 
 def settings_text(a, arch):
-    s = f"d={a.d} M={a.latents} {a.tokens / 1e6:g}M tok lr={a.lr:g}"
+    lr = a.jumprelu_lr if arch == "jumprelu" else a.lr
+    s = f"d={a.d} M={a.latents} {a.tokens / 1e6:g}M tok lr={lr:g}"
     if arch == "batchtopk":
         return s + f" k={a.k} θ-rate={a.threshold_lr:g}"
     if arch == "matryoshka":
