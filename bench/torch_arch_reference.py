@@ -21,7 +21,7 @@ batchtopk (Bussmann, Leask & Nanda 2024): a = relu(pre); the k*B largest
   recon + AuxK. A latent fires on a row when selected with a > 0. The
   inference threshold theta (a scalar, not learned) follows m_t, the smallest
   selected positive activation of each batch: theta = m_1, then theta +=
-  r (m_t - theta), r = --threshold-lr (0.01). At evaluation z = a [a > theta]
+  r (m_t - theta), r = --threshold-lr (0.05, as sae train). At evaluation z = a [a > theta]
   per row.
 matryoshka (Bussmann et al. 2025; Nabeshima 2024): the same selection and
   theta; widths w_1 < ... < w_G = M; xhat_i = b_dec + sum_{j < w_i} z_j W_dec_j;
@@ -56,7 +56,7 @@ torch.autograd.Functions. What keeps it affordable on a CPU changes no value:
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch batchtopk [--k 32]
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch matryoshka --widths 1024,4096,8192
     python3 bench/torch_arch_reference.py TRAIN.h5 HELDOUT.h5 --arch jumprelu --target-l0 32 \\
-        --sparsity-coef 1 --bandwidth 0.1 --threshold-init 1.0
+        --sparsity-coef 10 --bandwidth 0.05 --threshold-init -1
     python3 bench/torch_arch_reference.py --check-grads
 
 Prints one JSON object: held-out fvu, mmcs, recovered (null without
@@ -448,14 +448,14 @@ def main():
     ap.add_argument("--widths", help="matryoshka: nested widths, the last = --latents "
                                      "(default M/8,M/2,M)")
     ap.add_argument("--dead-tokens", type=int, default=1_000_000)
-    ap.add_argument("--threshold-lr", type=float, default=0.01,
+    ap.add_argument("--threshold-lr", type=float, default=0.05,
                     help="batchtopk, matryoshka: rate of the inference threshold's running "
                          "estimate")
     ap.add_argument("--target-l0", type=float, default=32.0, help="jumprelu")
-    ap.add_argument("--sparsity-coef", type=float, default=1.0, help="jumprelu: lambda")
+    ap.add_argument("--sparsity-coef", type=float, default=10.0, help="jumprelu: lambda")
     ap.add_argument("--sparsity-warmup", type=float, default=0.05,
                     help="jumprelu: fraction of steps ramping lambda up")
-    ap.add_argument("--bandwidth", type=float, default=0.1, help="jumprelu: eps")
+    ap.add_argument("--bandwidth", type=float, default=0.05, help="jumprelu: eps")
     ap.add_argument("--threshold-init", type=float, default=-1.0,
                     help="jumprelu: theta_0; -1: the value where the initial SAE has mean L0 = "
                          "--target-l0 on the first --batch rows of the init sample (as sae train)")
