@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "common/mem.h"
 #include "common/gemm.h"
 #include "sae/io.h"
 #include "train/train.h"
@@ -91,7 +92,7 @@ int cmd_eval(int argc, char **argv) {
     }
     char *s = cJSON_PrintUnformatted(j);
     printf("%s\n", s);
-    free(s);
+    sae_free(s);
     cJSON_Delete(j);
     return CLI_EXIT_OK;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/mem.h"
 #include "common/gemm.h"
 #include "data/h5.h"
 #include "features/feat.h"
@@ -248,8 +249,8 @@ int cmd_show(int argc, char **argv) {
         sd.f = NULL;
     }
     if (sd.f && sd.f->n_docs) {
-        sd.off = malloc((sd.f->n_docs + 1) * sizeof *sd.off);
-        if (!sd.off || data_actfile_read_doc_offsets(sd.f, sd.off, &err) < 0) free(sd.off), sd.off = NULL;
+        sd.off = sae_malloc((sd.f->n_docs + 1) * sizeof *sd.off);
+        if (!sd.off || data_actfile_read_doc_offsets(sd.f, sd.off, &err) < 0) sae_free(sd.off), sd.off = NULL;
     }
     if (sd.f && sd.f->vocab_size && data_actfile_read_vocab(sd.f, &sd.vocab, &err) < 0) sd.vocab = NULL;
     int color = color_mode == 1 || (color_mode == 0 && isatty(STDOUT_FILENO));
@@ -288,7 +289,7 @@ int cmd_show(int argc, char **argv) {
     for (int q = 0; q < FEAT_QUANTILES; q++)
         print_example(&sd, fd->q_row[j * FEAT_QUANTILES + q], fd->q_val[j * FEAT_QUANTILES + q], fd->context, color);
     if (sd.vocab) data_h5_free_strings(sd.vocab, sd.f->vocab_size);
-    free(sd.off);
+    sae_free(sd.off);
     data_actfile_close(sd.f);
     feat_free(fd);
     return CLI_EXIT_OK;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/mem.h"
 #include "common/gemm.h"
 #include "common/rng.h"
 #include "data/llama.h"
@@ -90,8 +91,8 @@ int cmd_generate(int argc, char **argv) {
     float *logits = NULL;
     rc = data_tokenizer_encode(t, prompt, plen, 1, &ids, &n, &err);
     if (rc == SAE_OK) rc = data_llama_run_init(&r, m, max, &err);
-    int32_t *seq = malloc((max + 1) * sizeof *seq);
-    if (rc == SAE_OK && (!(logits = malloc(max * V * sizeof *logits)) || !seq))
+    int32_t *seq = sae_malloc((max + 1) * sizeof *seq);
+    if (rc == SAE_OK && (!(logits = sae_malloc(max * V * sizeof *logits)) || !seq))
         rc = sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc < 0) {
         cli_error(&err);
@@ -113,7 +114,7 @@ int cmd_generate(int argc, char **argv) {
         }
         fputc('\n', stdout);
     }
-    free(ids), free(seq), free(logits);
+    sae_free(ids), sae_free(seq), sae_free(logits);
     data_llama_run_free(r);
     data_llama_free(m);
     data_tokenizer_free(t);
@@ -164,7 +165,7 @@ int cmd_tokenize(int argc, char **argv) {
         data_tokenizer_display(t, ids[i], disp, sizeof disp);
         printf("%6d  %s\n", ids[i], disp);
     }
-    free(ids);
+    sae_free(ids);
     data_tokenizer_free(t);
     return CLI_EXIT_OK;
 }

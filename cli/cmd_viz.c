@@ -41,7 +41,7 @@ static int load_dict(const char *path, float **rows, size_t *n, size_t *d, int *
     sae_error e1 = {0};
     if (sae_file_load(path, &m, 1, &scale, &e1) == SAE_OK) {
         *n = m.cfg.m, *d = m.cfg.d, *is_truth = 0;
-        *rows = malloc(*n * *d * sizeof(float));
+        *rows = sae_malloc(*n * *d * sizeof(float));
         if (*rows) memcpy(*rows, m.p.W_dec, *n * *d * sizeof(float));
         sae_model_free(&m);
         return *rows ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
@@ -55,7 +55,7 @@ static int load_dict(const char *path, float **rows, size_t *n, size_t *d, int *
                                                            "pass an SAE or a synthetic file");
         }
         *n = f->n_truth, *d = f->d, *is_truth = 1;
-        *rows = malloc(*n * *d * sizeof(float));
+        *rows = sae_malloc(*n * *d * sizeof(float));
         int rc = *rows ? data_actfile_read_truth(f, *rows, err) : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
         data_actfile_close(f);
         return rc;
@@ -112,18 +112,18 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
     size_t na, nb, da, db;
     int ta, tb;
     if ((rc = load_dict(a, &A, &na, &da, &ta, &err)) < 0 || (rc = load_dict(b, &B, &nb, &db, &tb, &err)) < 0) {
-        free(A), free(B);
+        sae_free(A), sae_free(B);
         return fail(&err);
     }
     if (da != db) {
-        free(A), free(B);
+        sae_free(A), sae_free(B);
         cli_errorf(b, "has d=%zu but %s has d=%zu: decoder directions are not comparable", db, a, da);
         return CLI_EXIT_ERROR;
     }
     char **la = load_labels(fa, na, &err, &rc);
     char **lb = rc == SAE_OK ? load_labels(fb, nb, &err, &rc) : NULL;
     if (rc < 0) {
-        free(A), free(B);
+        sae_free(A), sae_free(B);
         return fail(&err);
     }
     size_t d = da;
@@ -136,9 +136,9 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
     normalize_rows(Bn, B, nb, d);
     sae_gemm(0, 1, na, nb, d, 1.0f, An, d, Bn, d, 0.0f, cos, nb);
     /* greedy matching: rows by their best cosine, each takes its best free column */
-    size_t *order = malloc(na * sizeof *order), *match = malloc(na * sizeof *match);
-    float *best = malloc(na * sizeof *best);
-    char *used = calloc(nb, 1);
+    size_t *order = sae_malloc(na * sizeof *order), *match = sae_malloc(na * sizeof *match);
+    float *best = sae_malloc(na * sizeof *best);
+    char *used = sae_calloc_n(nb, 1);
     double mean_best = 0;
     for (size_t i = 0; i < na; i++) {
         best[i] = -2;
@@ -154,7 +154,7 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
         }
     size_t shown = n < na ? n : na;
     if (shown > nb) shown = nb;
-    float *mat = malloc(shown * shown * sizeof *mat);
+    float *mat = sae_malloc(shown * shown * sizeof *mat);
     double mean_matched = 0;
     for (size_t r = 0; r < shown; r++) {
         size_t i = order[r], bj = 0;
@@ -165,15 +165,15 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
         mean_matched += bv;
     }
     mean_matched /= (double)shown;
-    char **rl = malloc(shown * sizeof *rl), **cl = malloc(shown * sizeof *cl);
+    char **rl = sae_malloc(shown * sizeof *rl), **cl = sae_malloc(shown * sizeof *cl);
     for (size_t r = 0; r < shown; r++) {
         for (size_t c2 = 0; c2 < shown; c2++) mat[r * shown + c2] = cos[order[r] * nb + match[c2]];
         char buf[256];
         snprintf(buf, sizeof buf, "#%zu%s%.40s", order[r], la && la[order[r]][0] ? "  " : "", la ? la[order[r]] : "");
-        rl[r] = strdup(buf);
+        rl[r] = sae_strdup(buf);
         snprintf(buf, sizeof buf, "%s%zu%s%.30s", tb ? "truth " : "#", match[r], lb && lb[match[r]][0] ? "  " : "",
                  lb ? lb[match[r]] : "");
-        cl[r] = strdup(buf);
+        cl[r] = sae_strdup(buf);
     }
     char title[512], caption[512];
     snprintf(title, sizeof title, "Feature alignment: %s vs %s", a, tb ? "planted features" : b);
@@ -185,12 +185,12 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
                      .cols = shown, .row_labels = (const char *const *)rl, .col_labels = (const char *const *)cl,
                      .col_labels_vertical = 1, .vmin = -1, .vmax = 1, .cmap = VIZ_CMAP_RDBU};
     rc = viz_render_heatmap(&h, out, ro, &err);
-    for (size_t r = 0; r < shown; r++) free(rl[r]), free(cl[r]);
-    free(rl), free(cl), free(mat), free(order), free(match), free(best), free(used);
-    sae_free(An), sae_free(Bn), sae_free(cos), free(A), free(B);
-    for (size_t i = 0; la && i < na; i++) free(la[i]);
-    for (size_t i = 0; lb && i < nb; i++) free(lb[i]);
-    free(la), free(lb);
+    for (size_t r = 0; r < shown; r++) sae_free(rl[r]), sae_free(cl[r]);
+    sae_free(rl), sae_free(cl), sae_free(mat), sae_free(order), sae_free(match), sae_free(best), sae_free(used);
+    sae_free(An), sae_free(Bn), sae_free(cos), sae_free(A), sae_free(B);
+    for (size_t i = 0; la && i < na; i++) sae_free(la[i]);
+    for (size_t i = 0; lb && i < nb; i++) sae_free(lb[i]);
+    sae_free(la), sae_free(lb);
     if (rc < 0) return fail(&err);
     fprintf(stderr, "sae viz: wrote %s (mean best-match cosine %.3f)\n", out, mean_best);
     return CLI_EXIT_OK;
@@ -200,11 +200,11 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
  * characters; values (per row) are combined by max over the joined pieces. */
 static size_t doc_tokens(data_actfile *f, char **vocab, size_t r0, size_t r1, const float *vals, char ***out_tok,
                          float **out_val) {
-    int32_t *tok = malloc((r1 - r0) * sizeof *tok);
+    int32_t *tok = sae_malloc((r1 - r0) * sizeof *tok);
     sae_error err = {0};
     data_actfile_read_tokens(f, r0, r1 - r0, tok, &err);
-    char **t = calloc(r1 - r0, sizeof *t);
-    float *v = calloc(r1 - r0, sizeof *v);
+    char **t = sae_calloc_n(r1 - r0, sizeof *t);
+    float *v = sae_calloc_n(r1 - r0, sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < r1 - r0;) {
         char buf[256];
@@ -224,9 +224,9 @@ static size_t doc_tokens(data_actfile *f, char **vocab, size_t r0, size_t r1, co
             snprintf(buf, sizeof buf, "%s", strcmp(p, "\\n") == 0 ? "\n" : p);
             i++;
         }
-        t[n] = strdup(buf), v[n] = mx, n++;
+        t[n] = sae_strdup(buf), v[n] = mx, n++;
     }
-    free(tok);
+    sae_free(tok);
     *out_tok = t, *out_val = v;
     return n;
 }
@@ -253,13 +253,13 @@ static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t 
         rc = sae_error_set(err, SAE_ERR_ARG, "--doc", "%zu is out of range: %s has %zu documents (0..%zu)", doc, data,
                            dc->f->n_docs, dc->f->n_docs - 1);
     if (rc < 0) return rc;
-    int64_t *off = malloc((dc->f->n_docs + 1) * sizeof *off);
+    int64_t *off = sae_malloc((dc->f->n_docs + 1) * sizeof *off);
     rc = data_actfile_read_doc_offsets(dc->f, off, err);
     dc->r0 = off[doc], dc->r1 = off[doc + 1];
-    free(off);
+    sae_free(off);
     if (rc == SAE_OK) rc = data_actfile_read_vocab(dc->f, &dc->vocab, err);
     size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m, D = dc->f->d;
-    dc->acts = calloc(n * M, sizeof(float));
+    dc->acts = sae_calloc_n(n * M, sizeof(float));
     float *x = sae_alloc(1024 * D * 4);
     for (size_t b0 = 0; rc == SAE_OK && b0 < n; b0 += 1024) {
         size_t cnt = n - b0 < 1024 ? n - b0 : 1024;
@@ -277,14 +277,14 @@ static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t 
 
 static void close_doc(doc_ctx *dc) {
     if (dc->vocab) data_h5_free_strings(dc->vocab, dc->f->vocab_size);
-    free(dc->acts);
+    sae_free(dc->acts);
     data_actfile_close(dc->f);
     sae_model_free(&dc->m);
 }
 
 static int parse_ids(const char *s, size_t **ids, size_t *n, size_t M) {
     *n = 0;
-    *ids = malloc((strlen(s) / 2 + 2) * sizeof **ids);
+    *ids = sae_malloc((strlen(s) / 2 + 2) * sizeof **ids);
     for (const char *p = s; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
@@ -353,7 +353,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
     char cmdline[1024];
     snprintf(cmdline, sizeof cmdline, "%s", ro->command);
     if (text_mode) {
-        float *vals = malloc(n * sizeof *vals);
+        float *vals = sae_malloc(n * sizeof *vals);
         double vmax = 0;
         for (size_t i = 0; i < n; i++) vals[i] = dc.acts[i * M + feature], vmax = fmax(vmax, vals[i]);
         char **tok;
@@ -367,21 +367,21 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         viz_shaded_text st = {.title = title, .caption = caption, .cbar_title = cb, .tokens = (const char *const *)tok,
                               .values = tv, .n = nt, .vmax = vmax > 0 ? vmax : 1, .width_pt = 560};
         rc = viz_render_text(&st, out, ro, &err);
-        for (size_t i = 0; i < nt; i++) free(tok[i]);
-        free(tok), free(tv), free(vals);
+        for (size_t i = 0; i < nt; i++) sae_free(tok[i]);
+        sae_free(tok), sae_free(tv), sae_free(vals);
     } else {
         size_t *ids = NULL, nf = 0;
         if (ids_s) {
             if ((rc = parse_ids(ids_s, &ids, &nf, M))) {
                 close_doc(&dc);
-                free(ids);
+                sae_free(ids);
                 return rc;
             }
         } else { /* the features with the highest max activation in the window */
-            float *mx = calloc(M, sizeof *mx);
+            float *mx = sae_calloc_n(M, sizeof *mx);
             for (size_t i = s0; i < s1; i++)
                 for (size_t j = 0; j < M; j++) mx[j] = fmaxf(mx[j], dc.acts[i * M + j]);
-            ids = malloc(top * sizeof *ids);
+            ids = sae_malloc(top * sizeof *ids);
             for (size_t k = 0; k < top; k++) {
                 size_t b = 0;
                 for (size_t j = 1; j < M; j++)
@@ -389,16 +389,16 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
                 if (!(mx[b] > 0)) break;
                 ids[nf++] = b, mx[b] = -1;
             }
-            free(mx);
+            sae_free(mx);
             if (!nf) {
                 sae_error_set(&err, SAE_ERR_ARG, "--doc", "no feature fires in tokens %zu..%zu of document %zu", s0, s1, doc);
-                free(ids), close_doc(&dc);
+                sae_free(ids), close_doc(&dc);
                 return fail(&err);
             }
         }
         /* columns: one per token row (byte pieces shown joined where they start) */
         size_t cols = s1 - s0;
-        float *mat = malloc(nf * cols * sizeof *mat);
+        float *mat = sae_malloc(nf * cols * sizeof *mat);
         double vmax = 0;
         for (size_t r = 0; r < nf; r++)
             for (size_t c2 = 0; c2 < cols; c2++) {
@@ -408,21 +408,21 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         char **tok;
         float *tv;
         size_t nt = doc_tokens(dc.f, dc.vocab, (size_t)dc.r0 + s0, (size_t)dc.r0 + s1, NULL, &tok, &tv);
-        char **cl = calloc(cols, sizeof *cl), **rl = malloc(nf * sizeof *rl);
+        char **cl = sae_calloc_n(cols, sizeof *cl), **rl = sae_malloc(nf * sizeof *rl);
         /* a joined character goes on the first of its byte columns, the rest stay blank */
-        int32_t *raw = malloc(cols * sizeof *raw);
+        int32_t *raw = sae_malloc(cols * sizeof *raw);
         data_actfile_read_tokens(dc.f, (size_t)dc.r0 + s0, cols, raw, &err);
         for (size_t c2 = 0, k = 0; c2 < cols; c2++) {
             unsigned byte;
             const char *p = dc.vocab[raw[c2]];
             int cont = strlen(p) == 6 && sscanf(p, "<0x%02X>", &byte) == 1 && byte >= 0x80 && (byte & 0xC0) == 0x80;
-            if (cont || k >= nt) cl[c2] = strdup("");
-            else cl[c2] = strdup(strcmp(tok[k], "\n") == 0 ? "⏎" : tok[k]), k++;
+            if (cont || k >= nt) cl[c2] = sae_strdup("");
+            else cl[c2] = sae_strdup(strcmp(tok[k], "\n") == 0 ? "⏎" : tok[k]), k++;
         }
         for (size_t r = 0; r < nf; r++) {
             char buf[256];
             snprintf(buf, sizeof buf, "#%zu%s%.40s", ids[r], labels && labels[ids[r]][0] ? "  " : "", labels ? labels[ids[r]] : "");
-            rl[r] = strdup(buf);
+            rl[r] = sae_strdup(buf);
         }
         char title[512], caption[256];
         snprintf(title, sizeof title, "Feature activations on document %zu, tokens %zu-%zu", doc, s0, s1 - 1);
@@ -433,13 +433,13 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
                          .col_labels_vertical = 1, .vmin = 0, .vmax = vmax > 0 ? vmax : 1, .cmap = VIZ_CMAP_VIRIDIS,
                          .cell_w = 14, .cell_h = 14};
         rc = viz_render_heatmap(&h, out, ro, &err);
-        for (size_t i = 0; i < nt; i++) free(tok[i]);
-        for (size_t c2 = 0; c2 < cols; c2++) free(cl[c2]);
-        for (size_t r = 0; r < nf; r++) free(rl[r]);
-        free(tok), free(tv), free(cl), free(rl), free(raw), free(mat), free(ids);
+        for (size_t i = 0; i < nt; i++) sae_free(tok[i]);
+        for (size_t c2 = 0; c2 < cols; c2++) sae_free(cl[c2]);
+        for (size_t r = 0; r < nf; r++) sae_free(rl[r]);
+        sae_free(tok), sae_free(tv), sae_free(cl), sae_free(rl), sae_free(raw), sae_free(mat), sae_free(ids);
     }
-    for (size_t j = 0; labels && j < M; j++) free(labels[j]);
-    free(labels);
+    for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
+    sae_free(labels);
     close_doc(&dc);
     if (rc < 0) return fail(&err);
     fprintf(stderr, "sae viz: wrote %s\n", out);
@@ -473,7 +473,7 @@ static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
         return CLI_EXIT_ERROR;
     }
     size_t n = 0, cap = 1024, line_no = 0;
-    double *x = malloc(cap * 8), *fvu = malloc(cap * 8), *l0 = malloc(cap * 8), *dead = malloc(cap * 8);
+    double *x = sae_malloc(cap * 8), *fvu = sae_malloc(cap * 8), *l0 = sae_malloc(cap * 8), *dead = sae_malloc(cap * 8);
     char *line = NULL;
     size_t lcap = 0;
     while (getline(&line, &lcap, f) > 0) {
@@ -483,20 +483,20 @@ static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
         cJSON *lz = cJSON_GetObjectItemCaseSensitive(j, "l0"), *dd = cJSON_GetObjectItemCaseSensitive(j, "dead_frac");
         if (!cJSON_IsNumber(t) || !cJSON_IsNumber(fv) || !cJSON_IsNumber(lz) || !cJSON_IsNumber(dd)) {
             cJSON_Delete(j);
-            fclose(f), free(line), free(x), free(fvu), free(l0), free(dead);
+            fclose(f), sae_free(line), sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
             cli_errorf(log, "line %zu is not a metrics object with tokens, fvu, l0 and dead_frac", line_no);
             return CLI_EXIT_ERROR;
         }
         if (n == cap) {
             cap *= 2;
-            x = realloc(x, cap * 8), fvu = realloc(fvu, cap * 8), l0 = realloc(l0, cap * 8), dead = realloc(dead, cap * 8);
+            x = sae_realloc(x, cap * 8), fvu = sae_realloc(fvu, cap * 8), l0 = sae_realloc(l0, cap * 8), dead = sae_realloc(dead, cap * 8);
         }
         x[n] = t->valuedouble, fvu[n] = fv->valuedouble, l0[n] = lz->valuedouble, dead[n] = dd->valuedouble, n++;
         cJSON_Delete(j);
     }
-    fclose(f), free(line);
+    fclose(f), sae_free(line);
     if (n == 0) {
-        free(x), free(fvu), free(l0), free(dead);
+        sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
         cli_errorf(log, "no metrics in the log");
         return CLI_EXIT_ERROR;
     }
@@ -508,7 +508,7 @@ static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
     viz_lines l = {.title = title, .x_title = "tokens", .panels = panels, .n_panels = 3};
     sae_error err = {0};
     rc = viz_render_lines(&l, out, ro, &err);
-    free(x), free(fvu), free(l0), free(dead);
+    sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
     if (rc < 0) return fail(&err);
     fprintf(stderr, "sae viz: wrote %s\n", out);
     return CLI_EXIT_OK;
@@ -552,7 +552,7 @@ static int viz_density(int argc, char **argv, const viz_render_opts *ro) {
     lo = floor(lo * 4) / 4, hi = ceil(hi * 4) / 4 + 0.25;
     long nbl = lround((hi - lo) * 8); /* bins of 1/8 decade */
     size_t nb = nbl < 1 ? 1 : nbl > 400 ? 400 : (size_t)nbl;
-    double *edges = malloc((nb + 1) * 8), *counts = calloc(nb, 8);
+    double *edges = sae_malloc((nb + 1) * 8), *counts = sae_calloc_n(nb, 8);
     for (size_t b = 0; b <= nb; b++) edges[b] = lo + (hi - lo) * (double)b / (double)nb;
     for (size_t j = 0; j < fd->M; j++) {
         if (!fd->count[j]) continue;
@@ -567,7 +567,7 @@ static int viz_density(int argc, char **argv, const viz_render_opts *ro) {
     viz_bars b = {.title = title, .x_title = "log10 density (fraction of tokens a feature fires on)",
                   .y_title = "features", .caption = caption, .edges = edges, .counts = counts, .n = nb};
     rc = viz_render_bars(&b, out, ro, &err);
-    free(edges), free(counts);
+    sae_free(edges), sae_free(counts);
     feat_free(fd);
     if (rc < 0) return fail(&err);
     fprintf(stderr, "sae viz: wrote %s\n", out);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/mem.h"
 
 typedef struct {
     const char *cmd, *path;
@@ -20,20 +21,20 @@ static char **kept;
 static size_t n_kept, cap_kept;
 
 static void free_kept(void) {
-    for (size_t i = 0; i < n_kept; i++) free(kept[i]);
-    free(kept);
+    for (size_t i = 0; i < n_kept; i++) sae_free(kept[i]);
+    sae_free(kept);
     kept = NULL, n_kept = cap_kept = 0;
 }
 
 static const char *keep_string(const char *value) {
     if (n_kept == cap_kept) {
         size_t cap = cap_kept ? 2 * cap_kept : 16;
-        char **k = realloc(kept, cap * sizeof *k);
+        char **k = sae_realloc(kept, cap * sizeof *k);
         if (!k) return NULL;
         if (!kept) atexit(free_kept);
         kept = k, cap_kept = cap;
     }
-    char *s = strdup(value);
+    char *s = sae_strdup(value);
     if (s) kept[n_kept++] = s;
     return s;
 }

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
+#include "common/mem.h"
 
 typedef struct {
     const char *name;
@@ -45,6 +48,8 @@ static const command *find(const char *name) {
 int main(int argc, char **argv) {
     /* a write past RLIMIT_FSIZE must fail with EFBIG and be reported, not kill us */
     signal(SIGXFSZ, SIG_IGN);
+    /* cJSON allocates through the one allocator too (failure injection, accounting) */
+    cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = sae_malloc, .free_fn = sae_free});
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -1,5 +1,6 @@
 /* cli/progress.c: progress bar, plain progress lines and JSON-lines metrics. */
 #include "cli/progress.h"
+#include "common/mem.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -41,7 +42,7 @@ static void trim_log(cli_progress *pr, uint64_t start_step) {
         cJSON_Delete(j);
         if (keep) fputs(line, out);
     }
-    free(line);
+    sae_free(line);
     fclose(out);
     fclose(pr->log);
     rename(tmp, pr->log_path);
@@ -108,7 +109,7 @@ static void on_metrics(const train_metrics *mt, void *user) {
         if (s) {
             fprintf(pr->log, "%s\n", s);
             fflush(pr->log);
-            free(s);
+            sae_free(s);
         }
         cJSON_Delete(j);
     }

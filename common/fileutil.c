@@ -44,6 +44,19 @@ int sae_file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+int sae_check_input_file(const char *path, const char *what, sae_error *err) {
+    if (!path || !path[0])
+        return sae_error_set(err, SAE_ERR_ARG, what, "the path is empty");
+    struct stat st;
+    if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return sae_error_set(err, SAE_ERR_IO, path, "is a directory, not a file");
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+        return sae_error_set(err, SAE_ERR_IO, path, "is not a regular file");
+    if (access(path, R_OK) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    return SAE_OK;
+}
+
 int sae_remove_stale_tmp(const char *path) {
     char pattern[4200];
     snprintf(pattern, sizeof pattern, "%s.tmp.*", path);

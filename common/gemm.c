@@ -173,7 +173,7 @@ int sae_matmul_create_kind(sae_matmul **out, sae_matmul_kind kind, size_t max_ro
     *out = NULL;
     int rc = kind == SAE_MATMUL_ONEDNN_BF16 ? sae_precision_check(SAE_PRECISION_BF16, err) : SAE_OK;
     if (rc < 0) return rc;
-    sae_matmul *mm = calloc(1, sizeof *mm);
+    sae_matmul *mm = sae_calloc_n(1, sizeof *mm);
     if (!mm) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     *mm = (sae_matmul){.kind = kind, .max_rows = max_rows, .n = n, .k = k};
     snprintf(mm->impl, sizeof mm->impl, "openblas sgemm");
@@ -195,7 +195,7 @@ void sae_matmul_free(sae_matmul *mm) {
     if (mm->stream) dnnl_stream_destroy(mm->stream);
     if (mm->engine) dnnl_engine_destroy(mm->engine);
     sae_free(mm->src);
-    free(mm);
+    sae_free(mm);
 }
 
 const char *sae_matmul_impl(const sae_matmul *mm) { return mm->impl; }

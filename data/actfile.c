@@ -52,7 +52,7 @@ static int check_ds(hid_t h5, const char *path, const char *name, int rank, H5T_
 }
 
 static int validate_offsets(data_actfile *f, sae_error *err) {
-    int64_t *off = malloc((f->n_docs + 1) * sizeof *off);
+    int64_t *off = sae_malloc((f->n_docs + 1) * sizeof *off);
     if (!off) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     int rc = data_h5_read_i64((hid_t)f->h5, "doc_offsets", off, f->n_docs + 1, f->path, err);
     if (rc == SAE_OK && off[0] != 0)
@@ -67,7 +67,7 @@ static int validate_offsets(data_actfile *f, sae_error *err) {
         rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
                            "/doc_offsets must end at N=%zu (the row count), ends at %lld", f->n,
                            (long long)off[f->n_docs]);
-    free(off);
+    sae_free(off);
     return rc;
 }
 
@@ -76,7 +76,7 @@ static int validate_tokens(data_actfile *f, sae_error *err) {
     if (f->vocab_size == 0) return SAE_OK; /* nothing to check the range against */
     const size_t block = 1u << 20;
     size_t cap = f->n < block ? f->n : block;
-    int32_t *tok = malloc(cap * sizeof *tok);
+    int32_t *tok = sae_malloc(cap * sizeof *tok);
     if (!tok) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     char h5msg[256];
     int rc = SAE_OK;
@@ -98,7 +98,7 @@ static int validate_tokens(data_actfile *f, sae_error *err) {
     }
     H5Sclose(fs);
     H5Dclose(ds);
-    free(tok);
+    sae_free(tok);
     return rc;
 }
 
@@ -180,7 +180,7 @@ int data_actfile_open(data_actfile **out, const char *path, sae_error *err) {
     if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
     if (st.st_size == 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "empty file");
-    data_actfile *f = calloc(1, sizeof *f);
+    data_actfile *f = sae_calloc_n(1, sizeof *f);
     if (!f) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     snprintf(f->path, sizeof f->path, "%s", path);
     f->h5 = f->h5_acts = -1;
@@ -220,8 +220,8 @@ void data_actfile_close(data_actfile *f) {
     if (f->h5_acts >= 0) H5Dclose((hid_t)f->h5_acts);
     if (f->h5 >= 0) H5Fclose((hid_t)f->h5);
     data_h5_unlock();
-    free(f->half_buf);
-    free(f);
+    sae_free(f->half_buf);
+    sae_free(f);
 }
 
 float data_f16_to_f32(uint16_t h) {
@@ -276,7 +276,7 @@ int data_actfile_read_rows(data_actfile *f, size_t row0, size_t count, float *ou
     herr_t rc = 0;
     data_h5_lock();
     if (f->dtype_bytes == 2 && !f->half_buf) {
-        f->half_buf = malloc((HALF_PIECE > f->d ? HALF_PIECE : f->d) * sizeof *f->half_buf);
+        f->half_buf = sae_malloc((HALF_PIECE > f->d ? HALF_PIECE : f->d) * sizeof *f->half_buf);
         if (!f->half_buf) {
             data_h5_unlock();
             return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory reading rows");
@@ -425,11 +425,11 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
                         sae_error *err) {
     *out = NULL;
     data_h5_init();
-    data_actwriter *w = calloc(1, sizeof *w);
+    data_actwriter *w = sae_calloc_n(1, sizeof *w);
     if (!w) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     snprintf(w->path, sizeof w->path, "%s", path);
     if (sae_tmp_path(w->tmp, sizeof w->tmp, path, err) < 0) {
-        free(w);
+        sae_free(w);
         return SAE_ERR_ARG;
     }
     w->d = o->d;
@@ -444,7 +444,7 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
         int e = errno;
         sae_error_set(err, SAE_ERR_IO, path, "cannot create output (%s%s%s)",
                       data_h5_last_error(h5msg, sizeof h5msg), e ? ": " : "", e ? strerror(e) : "");
-        free(w);
+        sae_free(w);
         return SAE_ERR_IO;
     }
     if (o->float16) w->f16 = data_h5_f16_type();
@@ -507,7 +507,7 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
         if (w->tokens < 0) rc = writer_fail(w, err, "/tokens");
     }
     if (rc == SAE_OK && w->f16 >= 0) {
-        uint16_t *half = malloc(count * w->d * sizeof *half);
+        uint16_t *half = sae_malloc(count * w->d * sizeof *half);
         if (!half) {
             rc = sae_error_set(err, SAE_ERR_NOMEM, w->path, "out of memory");
             w->failed = 1;
@@ -515,7 +515,7 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
             for (size_t i = 0; i < count * w->d; i++) half[i] = data_f32_to_f16(rows[i]);
             if (extend_and_write(w->acts, 2, w->n, count, w->d, w->f16, half) < 0)
                 rc = writer_fail(w, err, "/activations");
-            free(half);
+            sae_free(half);
         }
     } else if (rc == SAE_OK &&
                extend_and_write(w->acts, 2, w->n, count, w->d, H5T_NATIVE_FLOAT, rows) < 0) {
@@ -619,7 +619,7 @@ int data_actwriter_finish(data_actwriter *w, sae_error *err) {
     data_h5_unlock();
     int out = rc < 0 ? SAE_ERR_IO : sae_commit_file(w->tmp, w->path, err);
     if (out < 0) remove(w->tmp);
-    free(w);
+    sae_free(w);
     return out;
 }
 
@@ -632,5 +632,5 @@ void data_actwriter_abort(data_actwriter *w) {
     if (w->h5 >= 0) H5Fclose(w->h5);
     data_h5_unlock();
     remove(w->tmp);
-    free(w);
+    sae_free(w);
 }

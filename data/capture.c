@@ -44,13 +44,13 @@ static int corpus_open(corpus *c, const char *path, sae_error *err) {
 
 static void corpus_close(corpus *c) {
     if (c->f) fclose(c->f);
-    free(c->line), free(c->text), free(c->label);
+    sae_free(c->line), sae_free(c->text), sae_free(c->label);
 }
 
 static int append_text(corpus *c, const char *s, size_t n) {
     if (c->text_len + n + 1 > c->text_cap) {
         size_t cap = (c->text_len + n + 1) * 2;
-        char *t = realloc(c->text, cap);
+        char *t = sae_realloc(c->text, cap);
         if (!t) return -1;
         c->text = t;
         c->text_cap = cap;
@@ -71,7 +71,7 @@ static int blank(const char *s, size_t n) {
 static int corpus_next(corpus *c, sae_error *err) {
     c->text_len = 0;
     if (c->text) c->text[0] = 0;
-    free(c->label);
+    sae_free(c->label);
     c->label = NULL;
     ssize_t n;
     while ((n = getline(&c->line, &c->line_cap, c->f)) >= 0) {
@@ -88,7 +88,7 @@ static int corpus_next(corpus *c, sae_error *err) {
             int ok = cJSON_IsObject(j) && cJSON_IsString(text) && (!label || cJSON_IsString(label));
             int rc = ok ? SAE_OK : -1;
             if (ok && append_text(c, text->valuestring, strlen(text->valuestring)) < 0) rc = -2;
-            if (ok && label && !(c->label = strdup(label->valuestring))) rc = -2;
+            if (ok && label && !(c->label = sae_strdup(label->valuestring))) rc = -2;
             cJSON_Delete(j);
             if (rc == -1)
                 return sae_error_set(err, SAE_ERR_FORMAT, c->path,
@@ -142,17 +142,17 @@ typedef struct {
 static int index_add(window_index *w, int64_t end, const char *label, int64_t source) {
     if (w->n + 2 > w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 1024;
-        int64_t *o = realloc(w->off, cap * sizeof *o);
+        int64_t *o = sae_realloc(w->off, cap * sizeof *o);
         if (o) w->off = o;
-        char **l = o ? realloc(w->labels, cap * sizeof *l) : NULL;
+        char **l = o ? sae_realloc(w->labels, cap * sizeof *l) : NULL;
         if (l) w->labels = l;
-        int64_t *s = l ? realloc(w->source, cap * sizeof *s) : NULL;
+        int64_t *s = l ? sae_realloc(w->source, cap * sizeof *s) : NULL;
         if (s) w->source = s;
         if (!s) return -1;
         w->cap = cap;
     }
     if (w->n == 0) w->off[0] = 0;
-    w->labels[w->n] = strdup(label ? label : "");
+    w->labels[w->n] = sae_strdup(label ? label : "");
     if (!w->labels[w->n]) return -1;
     w->any_label |= label != NULL;
     w->source[w->n] = source;
@@ -161,8 +161,8 @@ static int index_add(window_index *w, int64_t end, const char *label, int64_t so
 }
 
 static void index_free(window_index *w) {
-    for (size_t i = 0; i < w->n; i++) free(w->labels[i]);
-    free(w->off), free(w->labels), free(w->source);
+    for (size_t i = 0; i < w->n; i++) sae_free(w->labels[i]);
+    sae_free(w->off), sae_free(w->labels), sae_free(w->source);
 }
 
 typedef struct {
@@ -201,12 +201,12 @@ static int flush(capture_ctx *c, const char *label_of_pending[], const int64_t *
 static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *tokenizer_path,
                       size_t seq_len, sae_error *err) {
     size_t V = data_tokenizer_vocab_size(t), D = (size_t)c->m->c.dim;
-    char **vocab = calloc(V, sizeof *vocab);
+    char **vocab = sae_calloc_n(V, sizeof *vocab);
     int rc = vocab ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; rc == SAE_OK && i < V; i++) {
         char buf[512];
         data_tokenizer_display(t, (int32_t)i, buf, sizeof buf);
-        if (!(vocab[i] = strdup(buf))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        if (!(vocab[i] = sae_strdup(buf))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
     if (rc == SAE_OK)
         rc = data_actwriter_set_docs(c->w, c->idx.off, c->idx.n,
@@ -220,8 +220,8 @@ static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *token
         data_actwriter_set_attr_i64(c->w, "seq_len", (int64_t)seq_len);
         data_actwriter_set_attr_i64(c->w, "keep_bos", c->p->keep_bos);
     }
-    for (size_t i = 0; vocab && i < V; i++) free(vocab[i]);
-    free(vocab);
+    for (size_t i = 0; vocab && i < V; i++) sae_free(vocab[i]);
+    sae_free(vocab);
     return rc;
 }
 
@@ -248,14 +248,14 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     batch *b = &c.b;
     b->cap = cap;
     b->max_win = max_win;
-    b->tokens = malloc(cap * sizeof *b->tokens);
-    b->off = malloc((max_win + 1) * sizeof *b->off);
+    b->tokens = sae_malloc(cap * sizeof *b->tokens);
+    b->off = sae_malloc((max_win + 1) * sizeof *b->off);
     b->acts = sae_alloc(cap * D * sizeof(float));
     b->rows_out = sae_alloc(cap * D * sizeof(float));
-    b->tok_out = malloc(cap * sizeof *b->tok_out);
-    const char **pending_label = calloc(max_win, sizeof *pending_label);
-    int64_t *pending_source = calloc(max_win, sizeof *pending_source);
-    char **doc_labels = calloc(max_win, sizeof *doc_labels); /* owned copies for pending windows */
+    b->tok_out = sae_malloc(cap * sizeof *b->tok_out);
+    const char **pending_label = sae_calloc_n(max_win, sizeof *pending_label);
+    int64_t *pending_source = sae_calloc_n(max_win, sizeof *pending_source);
+    char **doc_labels = sae_calloc_n(max_win, sizeof *doc_labels); /* owned copies for pending windows */
     if (!b->tokens || !b->off || !b->acts || !b->rows_out || !b->tok_out || !pending_label ||
         !pending_source || !doc_labels)
         rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
@@ -283,7 +283,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
             break;
         }
         size_t n;
-        free(ids);
+        sae_free(ids);
         ids = NULL;
         if ((rc = data_tokenizer_encode(t, cp.text, cp.text_len, 0, &ids, &n, err)) < 0) break;
         int64_t doc = (int64_t)pr.docs++;
@@ -292,7 +292,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
             size_t len = n - w0 < W ? n - w0 : W;
             if (b->n_win == max_win) {
                 rc = flush(&c, pending_label, pending_source, err);
-                for (size_t i = 0; i < max_win; i++) free(doc_labels[i]), doc_labels[i] = NULL;
+                for (size_t i = 0; i < max_win; i++) sae_free(doc_labels[i]), doc_labels[i] = NULL;
                 if (rc < 0) break;
                 pr.bytes_done = cp.bytes;
                 if (cb) cb(&pr, user);
@@ -301,7 +301,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
             b->tokens[b->n_rows++] = DATA_TOKEN_BOS;
             memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
             b->n_rows += len;
-            doc_labels[b->n_win] = cp.label ? strdup(cp.label) : NULL;
+            doc_labels[b->n_win] = cp.label ? sae_strdup(cp.label) : NULL;
             pending_label[b->n_win] = doc_labels[b->n_win];
             pending_source[b->n_win] = doc;
             b->off[++b->n_win] = b->n_rows;
@@ -320,9 +320,9 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         if (rc == SAE_OK) rc = data_actwriter_finish(c.w, err);
         else data_actwriter_abort(c.w);
     }
-    for (size_t i = 0; doc_labels && i < max_win; i++) free(doc_labels[i]);
-    free(doc_labels), free(pending_label), free(pending_source), free(ids);
-    free(b->tokens), free(b->off), sae_free(b->acts), sae_free(b->rows_out), free(b->tok_out);
+    for (size_t i = 0; doc_labels && i < max_win; i++) sae_free(doc_labels[i]);
+    sae_free(doc_labels), sae_free(pending_label), sae_free(pending_source), sae_free(ids);
+    sae_free(b->tokens), sae_free(b->off), sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
     data_llama_run_free(c.run);
     index_free(&c.idx);
     corpus_close(&cp);

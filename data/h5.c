@@ -1,6 +1,7 @@
 /* data/h5.c: HDF5 helpers: error capture, a global lock, typed whole reads
  * and writes, attributes. */
 #include "data/h5.h"
+#include "common/mem.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -139,19 +140,19 @@ int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out
         return sae_error_set(err, SAE_ERR_FORMAT, path,
                              "/%s must be a 1-D variable-length string dataset", name);
     size_t n = (size_t)info.dims[0];
-    char **s = calloc(n + 1, sizeof *s);
+    char **s = sae_calloc_n(n + 1, sizeof *s);
     if (!s) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /%s", name);
     hid_t t = vlen_utf8_type();
     int rc = n ? read_all(loc, name, t, s, n, path, err) : SAE_OK;
     H5Tclose(t);
     if (rc < 0) {
-        free(s);
+        sae_free(s);
         return rc;
     }
     /* HDF5 allocated each string; copy into our allocator's ownership */
     for (size_t i = 0; i < n; i++) {
         char *h = s[i];
-        s[i] = strdup(h ? h : "");
+        s[i] = sae_strdup(h ? h : "");
         H5free_memory(h);
         if (!s[i]) {
             data_h5_free_strings(s, i);
@@ -165,8 +166,8 @@ int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out
 
 void data_h5_free_strings(char **s, size_t n) {
     if (!s) return;
-    for (size_t i = 0; i < n; i++) free(s[i]);
-    free(s);
+    for (size_t i = 0; i < n; i++) sae_free(s[i]);
+    sae_free(s);
 }
 
 /* The error of a failed dataset write, naming a full disk when errno says so
@@ -215,7 +216,7 @@ int data_h5_write_f32(hid_t loc, const char *name, const float *data, int rank,
 int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, size_t rows,
                                  size_t cols, const char *path, sae_error *err) {
     errno = 0;
-    float *tmp = malloc(TRANSPOSE_BLOCK * cols * sizeof *tmp);
+    float *tmp = sae_malloc(TRANSPOSE_BLOCK * cols * sizeof *tmp);
     if (!tmp) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory writing /%s", name);
     hsize_t dims[2] = {cols, rows};
     hid_t sp = H5Screate_simple(2, dims, NULL);
@@ -236,7 +237,7 @@ int data_h5_write_f32_transposed(hid_t loc, const char *name, const float *src, 
     if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
     H5Pclose(lcpl);
     H5Sclose(sp);
-    free(tmp);
+    sae_free(tmp);
     return rc < 0 ? write_failed(name, path, err) : SAE_OK;
 }
 
@@ -320,14 +321,14 @@ int data_h5_get_attr_str(hid_t loc, const char *name, char *buf, size_t cap) {
         } else {
             /* fixed-length strings, as numpy's bytes attributes are stored */
             size_t n = H5Tget_size(ty);
-            char *tmp = calloc(n + 1, 1);
+            char *tmp = sae_calloc_n(n + 1, 1);
             hid_t mt = H5Tcopy(ty);
             if (tmp && H5Aread(a, mt, tmp) >= 0) {
                 snprintf(buf, cap, "%s", tmp);
                 rc = SAE_OK;
             }
             H5Tclose(mt);
-            free(tmp);
+            sae_free(tmp);
         }
     } else if (H5Tget_class(ty) == H5T_INTEGER) {
         int64_t v;

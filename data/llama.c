@@ -66,7 +66,7 @@ int data_llama_load(data_llama **out, const char *path, sae_error *err) {
     void *map = mmap(NULL, want, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return sae_error_set(err, SAE_ERR_IO, path, "cannot map: %s", strerror(errno));
-    data_llama *m = calloc(1, sizeof *m);
+    data_llama *m = sae_calloc_n(1, sizeof *m);
     if (!m) {
         munmap(map, want);
         return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
@@ -98,7 +98,7 @@ int data_llama_load(data_llama **out, const char *path, sae_error *err) {
 void data_llama_free(data_llama *m) {
     if (!m) return;
     munmap(m->map, m->map_bytes);
-    free(m);
+    sae_free(m);
 }
 
 struct data_llama_run {
@@ -121,13 +121,13 @@ void data_llama_run_free(data_llama_run *r) {
     if (!r) return;
     sae_free(r->x), sae_free(r->xb), sae_free(r->q), sae_free(r->k), sae_free(r->v);
     sae_free(r->att), sae_free(r->proj), sae_free(r->h1), sae_free(r->h3), sae_free(r->scores);
-    free(r->pos);
-    free(r);
+    sae_free(r->pos);
+    sae_free(r);
 }
 
 int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_rows, sae_error *err) {
     *out = NULL;
-    data_llama_run *r = calloc(1, sizeof *r);
+    data_llama_run *r = sae_calloc_n(1, sizeof *r);
     if (!r) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     size_t D = (size_t)m->c.dim, KV = (size_t)m->c.kv_dim, H = (size_t)m->c.hidden_dim;
     r->m = m;
@@ -140,7 +140,7 @@ int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_ro
     r->proj = sae_alloc(max_rows * D * 4), r->h1 = sae_alloc(max_rows * H * 4);
     r->h3 = sae_alloc(max_rows * H * 4);
     r->scores = sae_alloc((size_t)r->n_threads * r->scores_side * r->scores_side * 4);
-    r->pos = malloc(max_rows * sizeof *r->pos);
+    r->pos = sae_malloc(max_rows * sizeof *r->pos);
     if (!r->x || !r->xb || !r->q || !r->k || !r->v || !r->att || !r->proj || !r->h1 || !r->h3 ||
         !r->scores || !r->pos) {
         data_llama_run_free(r);

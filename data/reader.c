@@ -130,7 +130,7 @@ static void *producer_main(void *arg) {
 int data_reader_open(data_reader **out, data_actfile *f, const data_reader_params *p,
                      const data_stream_pos *start, sae_error *err) {
     *out = NULL;
-    data_reader *r = calloc(1, sizeof *r);
+    data_reader *r = sae_calloc_n(1, sizeof *r);
     if (!r) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     r->f = f;
     r->p = *p;
@@ -144,12 +144,12 @@ int data_reader_open(data_reader **out, data_actfile *f, const data_reader_param
     if (r->blocks_per_window > r->n_blocks) r->blocks_per_window = r->n_blocks;
     r->windows_per_epoch = (r->n_blocks + r->blocks_per_window - 1) / r->blocks_per_window;
     r->cap_rows = r->blocks_per_window * r->block_rows;
-    r->block_perm = malloc(r->n_blocks * sizeof *r->block_perm);
+    r->block_perm = sae_malloc(r->n_blocks * sizeof *r->block_perm);
     r->perm_epoch = UINT64_MAX;
     int ok = r->block_perm != NULL;
     for (int i = 0; i < 2 && ok; i++) {
         r->slot[i].rows = sae_alloc(r->cap_rows * f->d * sizeof(float));
-        r->slot[i].order = malloc(r->cap_rows * sizeof(uint32_t));
+        r->slot[i].order = sae_malloc(r->cap_rows * sizeof(uint32_t));
         ok = r->slot[i].rows && r->slot[i].order;
     }
     pthread_mutex_init(&r->mu, NULL);
@@ -254,8 +254,8 @@ void data_reader_close(data_reader *r) {
     pthread_cond_destroy(&r->cv);
     for (int i = 0; i < 2; i++) {
         sae_free(r->slot[i].rows);
-        free(r->slot[i].order);
+        sae_free(r->slot[i].order);
     }
-    free(r->block_perm);
-    free(r);
+    sae_free(r->block_perm);
+    sae_free(r);
 }

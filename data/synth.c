@@ -57,10 +57,10 @@ typedef struct {
 
 static int alias_build(alias_table *t, const double *w, size_t n) {
     t->n = n;
-    t->prob = malloc(n * sizeof *t->prob);
-    t->alias = malloc(n * sizeof *t->alias);
-    double *scaled = malloc(n * sizeof *scaled);
-    uint32_t *small = malloc(n * sizeof *small), *large = malloc(n * sizeof *large);
+    t->prob = sae_malloc(n * sizeof *t->prob);
+    t->alias = sae_malloc(n * sizeof *t->alias);
+    double *scaled = sae_malloc(n * sizeof *scaled);
+    uint32_t *small = sae_malloc(n * sizeof *small), *large = sae_malloc(n * sizeof *large);
     int ok = t->prob && t->alias && scaled && small && large;
     if (ok) {
         double sum = 0;
@@ -82,9 +82,9 @@ static int alias_build(alias_table *t, const double *w, size_t n) {
         while (nl) t->prob[large[--nl]] = 1.0f;
         while (ns) t->prob[small[--ns]] = 1.0f;
     }
-    free(scaled);
-    free(small);
-    free(large);
+    sae_free(scaled);
+    sae_free(small);
+    sae_free(large);
     return ok ? SAE_OK : SAE_ERR_NOMEM;
 }
 
@@ -94,8 +94,8 @@ static uint32_t alias_draw(const alias_table *t, sae_rng *g) {
 }
 
 static void alias_free(alias_table *t) {
-    free(t->prob);
-    free(t->alias);
+    sae_free(t->prob);
+    sae_free(t->alias);
 }
 
 static size_t poisson(sae_rng *g, double lambda) {
@@ -169,14 +169,14 @@ static int make_truth(const data_synth_params *p, float *truth) {
 static int write_meta(data_actwriter *w, const data_synth_params *p, const float *truth,
                       sae_error *err) {
     size_t n_docs = (p->n + p->doc_len - 1) / p->doc_len;
-    int64_t *off = malloc((n_docs + 1) * sizeof *off);
-    const char **labels = malloc(n_docs * sizeof *labels);
-    char **vocab = calloc(p->features, sizeof *vocab);
+    int64_t *off = sae_malloc((n_docs + 1) * sizeof *off);
+    const char **labels = sae_malloc(n_docs * sizeof *labels);
+    char **vocab = sae_calloc_n(p->features, sizeof *vocab);
     int rc = off && labels && vocab ? SAE_OK : SAE_ERR_NOMEM;
     for (size_t i = 0; rc == SAE_OK && i < p->features; i++) {
         char word[64];
         data_synth_word(word, sizeof word, i);
-        if (!(vocab[i] = strdup(word))) rc = SAE_ERR_NOMEM;
+        if (!(vocab[i] = sae_strdup(word))) rc = SAE_ERR_NOMEM;
     }
     if (rc == SAE_OK) {
         for (size_t i = 0; i <= n_docs; i++) {
@@ -190,10 +190,10 @@ static int write_meta(data_actwriter *w, const data_synth_params *p, const float
     }
     if (rc == SAE_OK) rc = data_actwriter_set_vocab(w, (const char *const *)vocab, p->features, err);
     if (rc == SAE_OK) rc = data_actwriter_set_truth(w, truth, p->features, err);
-    for (size_t i = 0; vocab && i < p->features; i++) free(vocab[i]);
-    free(vocab);
-    free(labels);
-    free(off);
+    for (size_t i = 0; vocab && i < p->features; i++) sae_free(vocab[i]);
+    sae_free(vocab);
+    sae_free(labels);
+    sae_free(off);
     return rc;
 }
 
@@ -207,10 +207,10 @@ int data_synth_write(const char *path, const data_synth_params *p, sae_error *er
         return sae_error_set(err, SAE_ERR_ARG, path, "--active must be at most %d",
                              MAX_ACTIVE_CAP / 2);
     float *truth = sae_alloc(p->features * p->d * sizeof(float));
-    double *w = malloc(p->features * sizeof *w);
+    double *w = sae_malloc(p->features * sizeof *w);
     size_t batch_rows = (size_t)CHUNK_ROWS * CHUNKS_PER_WRITE;
     float *x = sae_alloc(batch_rows * p->d * sizeof(float));
-    int32_t *tok = malloc(batch_rows * sizeof *tok);
+    int32_t *tok = sae_malloc(batch_rows * sizeof *tok);
     alias_table at = {0};
     data_actwriter *wr = NULL;
     int rc = truth && w && x && tok ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
@@ -244,7 +244,7 @@ int data_synth_write(const char *path, const data_synth_params *p, sae_error *er
     alias_free(&at);
     sae_free(truth);
     sae_free(x);
-    free(w);
-    free(tok);
+    sae_free(w);
+    sae_free(tok);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* data/tokenizer.c: llama2.c tokenizer.bin loading and encoding (see
  * tokenizer.h for the format and the algorithm). */
 #include "data/tokenizer.h"
+#include "common/mem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,11 +26,11 @@ static int cmp_sorted(const void *a, const void *b) {
 
 void data_tokenizer_free(data_tokenizer *t) {
     if (!t) return;
-    for (size_t i = 0; t->pieces && i < t->vocab_size; i++) free(t->pieces[i]);
-    free(t->pieces);
-    free(t->scores);
-    free(t->sorted);
-    free(t);
+    for (size_t i = 0; t->pieces && i < t->vocab_size; i++) sae_free(t->pieces[i]);
+    sae_free(t->pieces);
+    sae_free(t->scores);
+    sae_free(t->sorted);
+    sae_free(t);
 }
 
 int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_vocab,
@@ -37,7 +38,7 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
-    data_tokenizer *t = calloc(1, sizeof *t);
+    data_tokenizer *t = sae_calloc_n(1, sizeof *t);
     int32_t max_len;
     int rc = SAE_OK;
     if (!t) rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
@@ -47,8 +48,8 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
     size_t cap = expected_vocab ? expected_vocab : 1024;
     if (rc == SAE_OK) {
         t->max_len = (size_t)max_len;
-        t->pieces = calloc(cap, sizeof *t->pieces);
-        t->scores = malloc(cap * sizeof *t->scores);
+        t->pieces = sae_calloc_n(cap, sizeof *t->pieces);
+        t->scores = sae_malloc(cap * sizeof *t->scores);
         if (!t->pieces || !t->scores) rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     }
     while (rc == SAE_OK) {
@@ -69,8 +70,8 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
         }
         if (t->vocab_size == cap) {
             cap *= 2;
-            char **p = realloc(t->pieces, cap * sizeof *p);
-            float *s = p ? realloc(t->scores, cap * sizeof *s) : NULL;
+            char **p = sae_realloc(t->pieces, cap * sizeof *p);
+            float *s = p ? sae_realloc(t->scores, cap * sizeof *s) : NULL;
             if (p) t->pieces = p;
             if (s) t->scores = s;
             if (!p || !s) {
@@ -78,9 +79,9 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
                 break;
             }
         }
-        char *piece = malloc((size_t)len + 1);
+        char *piece = sae_malloc((size_t)len + 1);
         if (!piece || fread(piece, 1, (size_t)len, f) != (size_t)len) {
-            free(piece);
+            sae_free(piece);
             rc = sae_error_set(err, SAE_ERR_FORMAT, path, "truncated at piece %zu", t->vocab_size);
             break;
         }
@@ -99,7 +100,7 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
                            "has %zu pieces; a llama2.c vocabulary has at least 3 specials + 256 bytes",
                            t->vocab_size);
     if (rc == SAE_OK) {
-        t->sorted = malloc(t->vocab_size * sizeof *t->sorted);
+        t->sorted = sae_malloc(t->vocab_size * sizeof *t->sorted);
         if (!t->sorted) rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     }
     if (rc < 0) {
@@ -172,7 +173,7 @@ static int cand_before(const cand *x, const cand *y) {
 static int heap_push(cand_heap *h, cand c) {
     if (h->n == h->cap) {
         size_t nc = h->cap ? 2 * h->cap : 256;
-        cand *na = realloc(h->a, nc * sizeof *na);
+        cand *na = sae_realloc(h->a, nc * sizeof *na);
         if (!na) return -1;
         h->a = na;
         h->cap = nc;
@@ -228,11 +229,11 @@ int data_tokenizer_encode(const data_tokenizer *t, const char *text, size_t len,
     *n_out = 0;
     size_t cap = len + 3; /* BOS + dummy prefix + at most one piece per byte */
     merge_state s = {0};
-    s.id = malloc(cap * sizeof *s.id);
-    s.prev = malloc(cap * sizeof *s.prev);
-    s.next = malloc(cap * sizeof *s.next);
-    s.gen = calloc(cap, sizeof *s.gen);
-    s.buf = malloc(2 * t->max_len + 8);
+    s.id = sae_malloc(cap * sizeof *s.id);
+    s.prev = sae_malloc(cap * sizeof *s.prev);
+    s.next = sae_malloc(cap * sizeof *s.next);
+    s.gen = sae_calloc_n(cap, sizeof *s.gen);
+    s.buf = sae_malloc(2 * t->max_len + 8);
     cand_heap h = {0};
     int rc = s.id && s.prev && s.next && s.gen && s.buf ? SAE_OK : SAE_ERR_NOMEM;
     size_t n = 0;
@@ -280,11 +281,11 @@ int data_tokenizer_encode(const data_tokenizer *t, const char *text, size_t len,
     int32_t *ids = NULL;
     size_t m = 0;
     if (rc == SAE_OK) {
-        ids = malloc((n ? n : 1) * sizeof *ids);
+        ids = sae_malloc((n ? n : 1) * sizeof *ids);
         if (!ids) rc = SAE_ERR_NOMEM;
         for (int32_t i = n ? 0 : -1; ids && i >= 0; i = s.next[i]) ids[m++] = s.id[i];
     }
-    free(s.id), free(s.prev), free(s.next), free(s.gen), free(s.buf), free(h.a);
+    sae_free(s.id), sae_free(s.prev), sae_free(s.next), sae_free(s.gen), sae_free(s.buf), sae_free(h.a);
     if (rc < 0) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory encoding text");
     *ids_out = ids;
     *n_out = m;

@@ -138,14 +138,14 @@ static void finish_feature(pass_state *s, size_t j) {
     feat_dict *fd = s->fd;
     size_t N = fd->top_n, n = s->heap_n[j];
     fd->mean[j] = fd->count[j] ? (float)(s->sum[j] / (double)fd->count[j]) : 0.0f;
-    vr *tmp = malloc(N * sizeof *tmp);
+    vr *tmp = sae_malloc(N * sizeof *tmp);
     for (size_t i = 0; i < n; i++) tmp[i] = (vr){fd->top_val[j * N + i], fd->top_row[j * N + i]};
     qsort(tmp, n, sizeof *tmp, cmp_desc_val_row);
     for (size_t i = 0; i < N; i++) {
         fd->top_val[j * N + i] = i < n ? tmp[i].v : 0.0f;
         fd->top_row[j * N + i] = i < n ? tmp[i].r : -1;
     }
-    free(tmp);
+    sae_free(tmp);
     /* quantile examples: the reservoir sample of the bin holding each level */
     for (int q = 0; q < FEAT_QUANTILES; q++) {
         fd->q_val[j * FEAT_QUANTILES + q] = 0.0f;
@@ -212,39 +212,39 @@ void feat_make_label(char *buf, size_t cap, const char *const *tokens, size_t n)
 
 void feat_free(feat_dict *fd) {
     if (!fd) return;
-    free(fd->count), free(fd->mean), free(fd->max), free(fd->hist), free(fd->top_val);
-    free(fd->top_row), free(fd->q_val), free(fd->q_row), free(fd->tok_count_id), free(fd->tok_count);
-    free(fd->tok_mean_id), free(fd->tok_mean);
-    for (size_t j = 0; fd->label && j < fd->M; j++) free(fd->label[j]);
-    free(fd->label);
-    free(fd->lens_up_id), free(fd->lens_down_id), free(fd->lens_up), free(fd->lens_down);
-    for (size_t i = 0; fd->vocab && i < fd->vocab_size; i++) free(fd->vocab[i]);
-    free(fd->vocab);
-    free(fd);
+    sae_free(fd->count), sae_free(fd->mean), sae_free(fd->max), sae_free(fd->hist), sae_free(fd->top_val);
+    sae_free(fd->top_row), sae_free(fd->q_val), sae_free(fd->q_row), sae_free(fd->tok_count_id), sae_free(fd->tok_count);
+    sae_free(fd->tok_mean_id), sae_free(fd->tok_mean);
+    for (size_t j = 0; fd->label && j < fd->M; j++) sae_free(fd->label[j]);
+    sae_free(fd->label);
+    sae_free(fd->lens_up_id), sae_free(fd->lens_down_id), sae_free(fd->lens_up), sae_free(fd->lens_down);
+    for (size_t i = 0; fd->vocab && i < fd->vocab_size; i++) sae_free(fd->vocab[i]);
+    sae_free(fd->vocab);
+    sae_free(fd);
 }
 
 feat_dict *feat__alloc(size_t M, size_t top_n) {
-    feat_dict *fd = calloc(1, sizeof *fd);
+    feat_dict *fd = sae_calloc_n(1, sizeof *fd);
     if (!fd) return NULL;
     fd->M = M;
     fd->top_n = top_n;
-    fd->count = calloc(M, sizeof *fd->count);
-    fd->mean = calloc(M, sizeof *fd->mean);
-    fd->max = calloc(M, sizeof *fd->max);
-    fd->hist = calloc(M * FEAT_HIST_BINS, sizeof *fd->hist);
-    fd->top_val = calloc(M * top_n, sizeof *fd->top_val);
-    fd->top_row = calloc(M * top_n, sizeof *fd->top_row);
-    fd->q_val = calloc(M * FEAT_QUANTILES, sizeof *fd->q_val);
-    fd->q_row = calloc(M * FEAT_QUANTILES, sizeof *fd->q_row);
-    fd->tok_count_id = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count_id);
-    fd->tok_count = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count);
-    fd->tok_mean_id = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean_id);
-    fd->tok_mean = calloc(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean);
-    fd->label = calloc(M, sizeof *fd->label);
-    fd->lens_up_id = calloc(M * FEAT_LENS, sizeof *fd->lens_up_id);
-    fd->lens_down_id = calloc(M * FEAT_LENS, sizeof *fd->lens_down_id);
-    fd->lens_up = calloc(M * FEAT_LENS, sizeof *fd->lens_up);
-    fd->lens_down = calloc(M * FEAT_LENS, sizeof *fd->lens_down);
+    fd->count = sae_calloc_n(M, sizeof *fd->count);
+    fd->mean = sae_calloc_n(M, sizeof *fd->mean);
+    fd->max = sae_calloc_n(M, sizeof *fd->max);
+    fd->hist = sae_calloc_n(M * FEAT_HIST_BINS, sizeof *fd->hist);
+    fd->top_val = sae_calloc_n(M * top_n, sizeof *fd->top_val);
+    fd->top_row = sae_calloc_n(M * top_n, sizeof *fd->top_row);
+    fd->q_val = sae_calloc_n(M * FEAT_QUANTILES, sizeof *fd->q_val);
+    fd->q_row = sae_calloc_n(M * FEAT_QUANTILES, sizeof *fd->q_row);
+    fd->tok_count_id = sae_calloc_n(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count_id);
+    fd->tok_count = sae_calloc_n(M * FEAT_TOP_TOKENS, sizeof *fd->tok_count);
+    fd->tok_mean_id = sae_calloc_n(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean_id);
+    fd->tok_mean = sae_calloc_n(M * FEAT_TOP_TOKENS, sizeof *fd->tok_mean);
+    fd->label = sae_calloc_n(M, sizeof *fd->label);
+    fd->lens_up_id = sae_calloc_n(M * FEAT_LENS, sizeof *fd->lens_up_id);
+    fd->lens_down_id = sae_calloc_n(M * FEAT_LENS, sizeof *fd->lens_down_id);
+    fd->lens_up = sae_calloc_n(M * FEAT_LENS, sizeof *fd->lens_up);
+    fd->lens_down = sae_calloc_n(M * FEAT_LENS, sizeof *fd->lens_down);
     if (!fd->count || !fd->mean || !fd->max || !fd->hist || !fd->top_val || !fd->top_row ||
         !fd->q_val || !fd->q_row || !fd->tok_count_id || !fd->tok_count || !fd->tok_mean_id ||
         !fd->tok_mean || !fd->label || !fd->lens_up_id || !fd->lens_down_id || !fd->lens_up ||
@@ -259,7 +259,7 @@ int feat__logit_lens_blocks(const sae_model *m, data_actfile *f, feat__lens_visi
                             sae_error *err) {
     size_t D = m->cfg.d, M = m->cfg.m, V = f->vocab_size;
     const size_t blk = 256;
-    float *U = sae_alloc(V * D * sizeof(float)), *g = malloc(D * sizeof(float));
+    float *U = sae_alloc(V * D * sizeof(float)), *g = sae_malloc(D * sizeof(float));
     float *dirs = sae_alloc(blk * D * sizeof(float)), *lg = sae_alloc(blk * V * sizeof(float));
     int rc = U && g && dirs && lg ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc == SAE_OK) rc = data_actfile_read_f32(f, "unembed", U, V * D, err);
@@ -275,7 +275,7 @@ int feat__logit_lens_blocks(const sae_model *m, data_actfile *f, feat__lens_visi
         sae_gemm(0, 1, nb, V, D, 1.0f, dirs, D, U, D, 0.0f, lg, V);
         visit(j0, nb, lg, V, user);
     }
-    sae_free(U), free(g), sae_free(dirs), sae_free(lg);
+    sae_free(U), sae_free(g), sae_free(dirs), sae_free(lg);
     return rc;
 }
 
@@ -310,8 +310,8 @@ static int logit_lens(feat_dict *fd, const sae_model *m, data_actfile *f, sae_er
 }
 
 static void pass_free(pass_state *s) {
-    free(s->sum), free(s->heap_n), free(s->res_val), free(s->res_row);
-    free(s->sk_id), free(s->sk_cnt), free(s->sk_hits), free(s->sk_sum);
+    sae_free(s->sum), sae_free(s->heap_n), sae_free(s->res_val), sae_free(s->res_row);
+    sae_free(s->sk_id), sae_free(s->sk_cnt), sae_free(s->sk_hits), sae_free(s->sk_sum);
 }
 
 int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *f,
@@ -324,17 +324,17 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     SAE_ASSERT(B > 0 && B <= m->capacity && opts->top_n > 0);
     feat_dict *fd = feat__alloc(M, opts->top_n);
     pass_state s = {.fd = fd, .has_tokens = f->has_tokens && f->vocab_size > 0};
-    s.sum = calloc(M, sizeof *s.sum);
-    s.heap_n = calloc(M, sizeof *s.heap_n);
-    s.res_val = calloc(M * FEAT_HIST_BINS, sizeof *s.res_val);
-    s.res_row = calloc(M * FEAT_HIST_BINS, sizeof *s.res_row);
-    s.sk_id = malloc(M * FEAT_SKETCH * sizeof *s.sk_id);
-    s.sk_cnt = calloc(M * FEAT_SKETCH, sizeof *s.sk_cnt);
-    s.sk_hits = calloc(M * FEAT_SKETCH, sizeof *s.sk_hits);
-    s.sk_sum = calloc(M * FEAT_SKETCH, sizeof *s.sk_sum);
+    s.sum = sae_calloc_n(M, sizeof *s.sum);
+    s.heap_n = sae_calloc_n(M, sizeof *s.heap_n);
+    s.res_val = sae_calloc_n(M * FEAT_HIST_BINS, sizeof *s.res_val);
+    s.res_row = sae_calloc_n(M * FEAT_HIST_BINS, sizeof *s.res_row);
+    s.sk_id = sae_malloc(M * FEAT_SKETCH * sizeof *s.sk_id);
+    s.sk_cnt = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_cnt);
+    s.sk_hits = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_hits);
+    s.sk_sum = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_sum);
     float *raw = sae_alloc(B * D * sizeof(float)), *x = sae_alloc(B * D * sizeof(float));
-    int32_t *tok = malloc(B * sizeof *tok);
-    int64_t *rowid = malloc(B * sizeof *rowid);
+    int32_t *tok = sae_malloc(B * sizeof *tok);
+    int64_t *rowid = sae_malloc(B * sizeof *rowid);
     int rc = fd && s.sum && s.heap_n && s.res_val && s.res_row && s.sk_id && s.sk_cnt && s.sk_hits &&
                      s.sk_sum && raw && x && tok && rowid
                  ? SAE_OK
@@ -384,14 +384,14 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
             }
             char label[256];
             feat_make_label(label, sizeof label, toks, nt);
-            if (!(fd->label[j] = strdup(label))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+            if (!(fd->label[j] = sae_strdup(label))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
         }
     }
     if (rc == SAE_OK && f->has_unembed) rc = logit_lens(fd, m, f, err);
     if (fd) fd->n_skipped = skipped;
     pass_free(&s);
     sae_free(raw), sae_free(x);
-    free(tok), free(rowid);
+    sae_free(tok), sae_free(rowid);
     if (rc < 0) {
         feat_free(fd);
         return rc;

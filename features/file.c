@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/fileutil.h"
+#include "common/mem.h"
 #include "data/h5.h"
 #include "features/feat_internal.h"
 
@@ -55,7 +56,7 @@ int feat_write(const feat_dict *fd, const char *path, sae_error *err) {
     int rc = sae_tmp_path(tmp, sizeof tmp, path, err);
     if (rc < 0) return rc;
     size_t M = fd->M, N = fd->top_n, T = FEAT_TOP_TOKENS, L = FEAT_LENS, Q = FEAT_QUANTILES;
-    double *density = malloc(M * sizeof *density);
+    double *density = sae_malloc(M * sizeof *density);
     if (!density) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     for (size_t j = 0; j < M; j++) density[j] = fd->n_tokens ? (double)fd->count[j] / (double)fd->n_tokens : 0;
     data_h5_init();
@@ -108,7 +109,7 @@ int feat_write(const feat_dict *fd, const char *path, sae_error *err) {
     if (h >= 0 && H5Fclose(h) < 0 && rc == SAE_OK)
         rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write the output: disk full?");
     data_h5_unlock();
-    free(density);
+    sae_free(density);
     if (rc == SAE_OK) rc = sae_commit_file(tmp, path, err);
     if (rc < 0) remove(tmp);
     return rc;
@@ -162,7 +163,7 @@ int feat_read(feat_dict **out, const char *path, sae_error *err) {
         char **labels = NULL;
         if (rc == SAE_OK) rc = data_h5_read_strings(h, "label", &labels, &n, path, err);
         if (rc == SAE_OK) {
-            free(fd->label);
+            sae_free(fd->label);
             fd->label = labels;
         }
         if (rc == SAE_OK && data_h5_dataset_info(h, "lens/promote_id", &info) == SAE_OK) {
@@ -233,7 +234,7 @@ int feat_write_json(const feat_dict *fd, const char *path, sae_error *err) {
         cJSON_AddItemToObject(o, "top_examples", top);
         char *s = cJSON_PrintUnformatted(o);
         if (!s || fprintf(f, "%s\n", s) < 0) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write");
-        free(s);
+        sae_free(s);
         cJSON_Delete(o);
     }
     if (fclose(f) != 0 && rc == SAE_OK) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write: disk full?");

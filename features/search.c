@@ -33,7 +33,7 @@ double feat_auroc_from_bins(const uint64_t *pos, const uint64_t *neg, size_t bin
 }
 
 void feat_search_result_free(feat_search_result *r) {
-    free(r->rows);
+    sae_free(r->rows);
     memset(r, 0, sizeof *r);
 }
 
@@ -80,8 +80,8 @@ static int logit_search(feat_search_result *out, const sae_model *m, data_actfil
     if (rc < 0) return rc;
     size_t M = m->cfg.m, V = f->vocab_size, n_match = 0;
     char **vocab = NULL;
-    char *match = calloc(V, 1);
-    out->rows = calloc(M, sizeof *out->rows);
+    char *match = sae_calloc_n(V, 1);
+    out->rows = sae_calloc_n(M, sizeof *out->rows);
     if (!match || !out->rows) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc == SAE_OK) rc = data_actfile_read_vocab(f, &vocab, err);
     for (size_t v = 0; rc == SAE_OK && v < V; v++) n_match += (match[v] = regexec(&re, vocab[v], 0, NULL, 0) == 0);
@@ -93,7 +93,7 @@ static int logit_search(feat_search_result *out, const sae_model *m, data_actfil
     out->n_matching_tokens = n_match;
     regfree(&re);
     if (vocab) data_h5_free_strings(vocab, V);
-    free(match);
+    sae_free(match);
     return rc;
 }
 
@@ -127,16 +127,16 @@ static int classify(int8_t *cls, data_actfile *f, const feat_search_opts *o, siz
     size_t N = f->n;
     int64_t *off = NULL;
     if (f->n_docs) {
-        off = malloc((f->n_docs + 1) * sizeof *off);
+        off = sae_malloc((f->n_docs + 1) * sizeof *off);
         if (!off) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
         int rc = data_actfile_read_doc_offsets(f, off, err);
-        if (rc < 0) return free(off), rc;
+        if (rc < 0) return sae_free(off), rc;
     }
     int rc = SAE_OK;
     if (o->kind == FEAT_SEARCH_CONTRAST) {
         char **labels = NULL;
         if (!f->has_doc_labels)
-            return free(off), sae_error_set(err, SAE_ERR_FORMAT, f->path, "--contrast needs /doc_labels in the data");
+            return sae_free(off), sae_error_set(err, SAE_ERR_FORMAT, f->path, "--contrast needs /doc_labels in the data");
         rc = data_actfile_read_doc_labels(f, &labels, err);
         size_t na = 0, nb = 0;
         char seen[512] = "";
@@ -150,23 +150,23 @@ static int classify(int8_t *cls, data_actfile *f, const feat_search_opts *o, siz
         if (rc == SAE_OK && (!na || !nb))
             rc = sae_error_set(err, SAE_ERR_ARG, "--contrast", "no document is labelled '%s' (labels present: %s)",
                                !na ? o->label_a : o->label_b, seen);
-        for (size_t d = 0; labels && d < f->n_docs; d++) free(labels[d]);
-        free(labels);
-        free(off);
+        for (size_t d = 0; labels && d < f->n_docs; d++) sae_free(labels[d]);
+        sae_free(labels);
+        sae_free(off);
         return rc;
     }
     /* token search */
     if (!f->has_tokens || !f->vocab_size) {
-        free(off);
+        sae_free(off);
         return sae_error_set(err, SAE_ERR_FORMAT, f->path,
                              "--token-regex needs %s in the data (`sae capture` writes /tokens and /vocab)",
                              !f->has_tokens ? "/tokens" : "/vocab");
     }
     regex_t re;
-    if ((rc = compile(&re, o->regex, "--token-regex", err)) < 0) return free(off), rc;
+    if ((rc = compile(&re, o->regex, "--token-regex", err)) < 0) return sae_free(off), rc;
     char **vocab = NULL;
-    char *match = calloc(f->vocab_size, 1);
-    int32_t *tok = malloc(N * sizeof *tok);
+    char *match = sae_calloc_n(f->vocab_size, 1);
+    int32_t *tok = sae_malloc(N * sizeof *tok);
     if (!match || !tok) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     if (rc == SAE_OK) rc = data_actfile_read_vocab(f, &vocab, err);
     if (rc == SAE_OK) rc = data_actfile_read_tokens(f, 0, N, tok, err);
@@ -184,8 +184,8 @@ static int classify(int8_t *cls, data_actfile *f, const feat_search_opts *o, siz
         }
     }
     regfree(&re);
-    if (vocab) for (size_t v = 0; v < f->vocab_size; v++) free(vocab[v]);
-    free(vocab), free(match), free(tok), free(off);
+    if (vocab) for (size_t v = 0; v < f->vocab_size; v++) sae_free(vocab[v]);
+    sae_free(vocab), sae_free(match), sae_free(tok), sae_free(off);
     return rc;
 }
 
@@ -219,18 +219,18 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         return rc;
     }
     SAE_ASSERT(B > 0 && B <= m->capacity);
-    int8_t *cls = malloc(N);
+    int8_t *cls = sae_malloc(N);
     class_acc a = {0};
     for (int c = 0; c < 2; c++) {
-        a.fires[c] = calloc(M, sizeof(uint64_t));
-        a.sum[c] = calloc(M, sizeof(double));
-        a.sumsq[c] = calloc(M, sizeof(double));
-        a.hist[c] = calloc(M * NB, sizeof(uint64_t));
+        a.fires[c] = sae_calloc_n(M, sizeof(uint64_t));
+        a.sum[c] = sae_calloc_n(M, sizeof(double));
+        a.sumsq[c] = sae_calloc_n(M, sizeof(double));
+        a.hist[c] = sae_calloc_n(M * NB, sizeof(uint64_t));
     }
-    double *rs[2] = {calloc(D, sizeof(double)), calloc(D, sizeof(double))};
+    double *rs[2] = {sae_calloc_n(D, sizeof(double)), sae_calloc_n(D, sizeof(double))};
     double rss[2] = {0, 0};
     float *raw = sae_alloc(B * D * 4), *x = sae_alloc(B * D * 4);
-    int8_t *bc = malloc(B);
+    int8_t *bc = sae_malloc(B);
     int rc = cls && a.fires[0] && a.fires[1] && a.sum[0] && a.sum[1] && a.sumsq[0] && a.sumsq[1] &&
                      a.hist[0] && a.hist[1] && rs[0] && rs[1] && raw && x && bc
                  ? SAE_OK
@@ -264,7 +264,7 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         if ((rc = feat__each_code(m, acc_code, &blk, err)) < 0) break;
     }
     if (rc == SAE_OK) {
-        out->rows = calloc(M, sizeof *out->rows);
+        out->rows = sae_calloc_n(M, sizeof *out->rows);
         if (!out->rows) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
     if (rc == SAE_OK) {
@@ -300,8 +300,8 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         out->n_matching_tokens = n_match;
         qsort(out->rows, M, sizeof *out->rows, o->kind == FEAT_SEARCH_CONTRAST ? by_diff : by_auroc);
     }
-    for (int c = 0; c < 2; c++) free(a.fires[c]), free(a.sum[c]), free(a.sumsq[c]), free(a.hist[c]), free(rs[c]);
-    free(cls), sae_free(raw), sae_free(x), free(bc);
+    for (int c = 0; c < 2; c++) sae_free(a.fires[c]), sae_free(a.sum[c]), sae_free(a.sumsq[c]), sae_free(a.hist[c]), sae_free(rs[c]);
+    sae_free(cls), sae_free(raw), sae_free(x), sae_free(bc);
     if (rc < 0) feat_search_result_free(out);
     return rc;
 }

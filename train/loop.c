@@ -56,7 +56,7 @@ static int state_init(train__state *s, const train_params *p, sae_error *err) {
 
 /* Geometric median by Weiszfeld's iteration, started from the mean. */
 static void geometric_median(float *out, const float *x, size_t n, size_t d) {
-    double *y = calloc(d, sizeof *y), *acc = calloc(d, sizeof *acc);
+    double *y = sae_calloc_n(d, sizeof *y), *acc = sae_calloc_n(d, sizeof *acc);
     if (!y || !acc) goto done;
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < d; c++) y[c] += x[i * d + c] / (double)n;
@@ -83,8 +83,8 @@ static void geometric_median(float *out, const float *x, size_t n, size_t d) {
     }
 done:
     for (size_t c = 0; c < d; c++) out[c] = y ? (float)y[c] : 0.0f;
-    free(y);
-    free(acc);
+    sae_free(y);
+    sae_free(acc);
 }
 
 /* Input scale (so that E||x||^2 = d) and b_dec from a shuffled sample. */

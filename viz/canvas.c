@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fileutil.h"
+#include "common/mem.h"
 #include "viz/viz.h"
 
 struct viz_canvas {
@@ -50,18 +51,18 @@ int viz_canvas_new(viz_canvas **out, double w_pt, double h_pt, double scale, con
                    sae_error *err) {
     *out = NULL;
     if (!(scale > 0 && scale <= 8)) return sae_error_set(err, SAE_ERR_ARG, "--scale", "must be in (0, 8]");
-    viz_canvas *c = calloc(1, sizeof *c);
+    viz_canvas *c = sae_calloc_n(1, sizeof *c);
     if (!c) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     c->scale = scale;
     c->w = (int)ceil(w_pt * scale), c->h = (int)ceil(h_pt * scale);
     int w = c->w, h = c->h;
     if (w < 1 || h < 1 || (double)w * h > 4e8) {
-        free(c);
+        sae_free(c);
         return sae_error_set(err, SAE_ERR_ARG, NULL, "figure size %dx%d pixels is out of range", w, h);
     }
-    c->rgb = malloc((size_t)w * (size_t)h * 3);
+    c->rgb = sae_malloc((size_t)w * (size_t)h * 3);
     if (!c->rgb) {
-        free(c);
+        sae_free(c);
         return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for a %dx%d figure", w, h);
     }
     memset(c->rgb, 0xff, (size_t)c->w * (size_t)c->h * 3);
@@ -87,8 +88,8 @@ void viz_canvas_free(viz_canvas *c) {
     if (!c) return;
     if (c->face) FT_Done_Face(c->face);
     if (c->ft) FT_Done_FreeType(c->ft);
-    free(c->rgb);
-    free(c);
+    sae_free(c->rgb);
+    sae_free(c);
 }
 
 const char *viz_canvas_font(const viz_canvas *c) { return c->font; }

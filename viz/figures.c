@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "viz/viz.h"
+#include "common/mem.h"
 
 #define TITLE_PT 14.0
 #define AXIS_PT 10.5
@@ -267,10 +268,10 @@ int viz_render_text(const viz_shaded_text *t, const char *path, const viz_render
     if (rc < 0) return rc;
     /* lay out: tokens flow left to right, a token that does not fit starts a
      * new line, "\n" tokens break lines */
-    double *tx0 = malloc(t->n * sizeof *tx0), *ty0 = malloc(t->n * sizeof *ty0), *tw = malloc(t->n * sizeof *tw);
+    double *tx0 = sae_malloc(t->n * sizeof *tx0), *ty0 = sae_malloc(t->n * sizeof *ty0), *tw = sae_malloc(t->n * sizeof *tw);
     if (!tx0 || !ty0 || !tw) {
         viz_canvas_free(probe);
-        free(tx0), free(ty0), free(tw);
+        sae_free(tx0), sae_free(ty0), sae_free(tw);
         return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
     double x = 0, y = 0;
@@ -316,6 +317,6 @@ int viz_render_text(const viz_shaded_text *t, const char *path, const viz_render
         rc = viz_canvas_write_png(c, path, o->command, err);
         viz_canvas_free(c);
     }
-    free(tx0), free(ty0), free(tw);
+    sae_free(tx0), sae_free(ty0), sae_free(tw);
     return rc;
 }
