@@ -14,11 +14,18 @@ void sae_mem_fail_at(long n) {
 
 unsigned long sae_mem_count(void) { return atomic_load(&n_attempts); }
 
+/* Called when an injected failure fires: `break sae_mem_injected` in a
+ * debugger shows which allocation a failing test run was about. */
+void sae_mem_injected(void) __attribute__((noinline));
+void sae_mem_injected(void) { __asm__ volatile(""); }
+
 /* Counts this attempt; returns 1 when the test asked for it to fail. */
 static int injected_failure(void) {
     unsigned long i = atomic_fetch_add(&n_attempts, 1);
     long f = atomic_load(&fail_at);
-    return f >= 0 && (unsigned long)f == i;
+    if (f < 0 || (unsigned long)f != i) return 0;
+    sae_mem_injected();
+    return 1;
 }
 
 void *sae_alloc(size_t bytes) {

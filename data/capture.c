@@ -302,6 +302,10 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
             memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
             b->n_rows += len;
             doc_labels[b->n_win] = cp.label ? sae_strdup(cp.label) : NULL;
+            if (cp.label && !doc_labels[b->n_win]) {
+                rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for a document label");
+                break;
+            }
             pending_label[b->n_win] = doc_labels[b->n_win];
             pending_source[b->n_win] = doc;
             b->off[++b->n_win] = b->n_rows;

@@ -155,6 +155,7 @@ int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out
         s[i] = sae_strdup(h ? h : "");
         H5free_memory(h);
         if (!s[i]) {
+            for (size_t j = i + 1; j < n; j++) H5free_memory(s[j]); /* still HDF5's */
             data_h5_free_strings(s, i);
             return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /%s", name);
         }

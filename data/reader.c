@@ -155,9 +155,10 @@ int data_reader_open(data_reader **out, data_actfile *f, const data_reader_param
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (!ok) {
+        size_t rows = 2 * r->cap_rows; /* read before the close frees r */
         data_reader_close(r);
         return sae_error_set(err, SAE_ERR_NOMEM, f->path,
-                             "out of memory for a %zu-row shuffle buffer", 2 * r->cap_rows);
+                             "out of memory for a %zu-row shuffle buffer", rows);
     }
     data_stream_pos pos = start ? *start : (data_stream_pos){0, 0, 0};
     if (pos.window >= r->windows_per_epoch) {

@@ -80,7 +80,11 @@ int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_
             }
         }
         char *piece = sae_malloc((size_t)len + 1);
-        if (!piece || fread(piece, 1, (size_t)len, f) != (size_t)len) {
+        if (!piece) {
+            rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+            break;
+        }
+        if (fread(piece, 1, (size_t)len, f) != (size_t)len) {
             sae_free(piece);
             rc = sae_error_set(err, SAE_ERR_FORMAT, path, "truncated at piece %zu", t->vocab_size);
             break;

@@ -16,6 +16,11 @@ feat_opts feat_default_opts(void) {
     return o;
 }
 
+typedef struct {
+    float v;
+    int64_t r;
+} vr;
+
 /* Accumulators of the pass, beside the results they become. */
 typedef struct {
     feat_dict *fd;
@@ -27,6 +32,7 @@ typedef struct {
     uint64_t *sk_cnt;      /* (M, SKETCH) sketch counts (ranking) */
     uint64_t *sk_hits;     /* (M, SKETCH) true hits since the slot was taken */
     double *sk_sum;        /* (M, SKETCH) activation summed over those hits */
+    vr *sort;              /* (M, top_n) scratch for ordering each top-N heap */
     int has_tokens;
 } pass_state;
 
@@ -129,23 +135,17 @@ static int cmp_desc_val_row(const void *a, const void *b) {
     return x->r < y->r ? -1 : x->r > y->r;
 }
 
-typedef struct {
-    float v;
-    int64_t r;
-} vr;
-
 static void finish_feature(pass_state *s, size_t j) {
     feat_dict *fd = s->fd;
     size_t N = fd->top_n, n = s->heap_n[j];
     fd->mean[j] = fd->count[j] ? (float)(s->sum[j] / (double)fd->count[j]) : 0.0f;
-    vr *tmp = sae_malloc(N * sizeof *tmp);
+    vr *tmp = s->sort + j * N;
     for (size_t i = 0; i < n; i++) tmp[i] = (vr){fd->top_val[j * N + i], fd->top_row[j * N + i]};
     qsort(tmp, n, sizeof *tmp, cmp_desc_val_row);
     for (size_t i = 0; i < N; i++) {
         fd->top_val[j * N + i] = i < n ? tmp[i].v : 0.0f;
         fd->top_row[j * N + i] = i < n ? tmp[i].r : -1;
     }
-    sae_free(tmp);
     /* quantile examples: the reservoir sample of the bin holding each level */
     for (int q = 0; q < FEAT_QUANTILES; q++) {
         fd->q_val[j * FEAT_QUANTILES + q] = 0.0f;
@@ -312,6 +312,7 @@ static int logit_lens(feat_dict *fd, const sae_model *m, data_actfile *f, sae_er
 static void pass_free(pass_state *s) {
     sae_free(s->sum), sae_free(s->heap_n), sae_free(s->res_val), sae_free(s->res_row);
     sae_free(s->sk_id), sae_free(s->sk_cnt), sae_free(s->sk_hits), sae_free(s->sk_sum);
+    sae_free(s->sort);
 }
 
 int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *f,
@@ -332,11 +333,12 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     s.sk_cnt = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_cnt);
     s.sk_hits = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_hits);
     s.sk_sum = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_sum);
+    s.sort = sae_calloc_n(M * opts->top_n, sizeof *s.sort);
     float *raw = sae_alloc(B * D * sizeof(float)), *x = sae_alloc(B * D * sizeof(float));
     int32_t *tok = sae_malloc(B * sizeof *tok);
     int64_t *rowid = sae_malloc(B * sizeof *rowid);
     int rc = fd && s.sum && s.heap_n && s.res_val && s.res_row && s.sk_id && s.sk_cnt && s.sk_hits &&
-                     s.sk_sum && raw && x && tok && rowid
+                     s.sk_sum && s.sort && raw && x && tok && rowid
                  ? SAE_OK
                  : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu features", M);
     if (rc == SAE_OK) {

@@ -55,9 +55,12 @@ static int state_init(train__state *s, const train_params *p, sae_error *err) {
 }
 
 /* Geometric median by Weiszfeld's iteration, started from the mean. */
-static void geometric_median(float *out, const float *x, size_t n, size_t d) {
+static int geometric_median(float *out, const float *x, size_t n, size_t d, sae_error *err) {
     double *y = sae_calloc_n(d, sizeof *y), *acc = sae_calloc_n(d, sizeof *acc);
-    if (!y || !acc) goto done;
+    if (!y || !acc) {
+        sae_free(y), sae_free(acc);
+        return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for the geometric median");
+    }
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < d; c++) y[c] += x[i * d + c] / (double)n;
     for (int it = 0; it < 100; it++) {
@@ -81,10 +84,10 @@ static void geometric_median(float *out, const float *x, size_t n, size_t d) {
         }
         if (shift <= 1e-12 * fmax(norm, 1e-30)) break;
     }
-done:
-    for (size_t c = 0; c < d; c++) out[c] = y ? (float)y[c] : 0.0f;
+    for (size_t c = 0; c < d; c++) out[c] = (float)y[c];
     sae_free(y);
     sae_free(acc);
+    return SAE_OK;
 }
 
 /* Input scale (so that E||x||^2 = d) and b_dec from a shuffled sample. */
@@ -119,7 +122,7 @@ static int init_from_sample(const train_params *p, data_actfile *f, train__state
         for (size_t i = 0; i < n * d; i++) x[i] *= sc;
         float *b_dec = s->model.p.b_dec;
         if (p->bdec_init == TRAIN_BDEC_MEDIAN) {
-            geometric_median(b_dec, x, n, d);
+            rc = geometric_median(b_dec, x, n, d, err);
         } else if (p->bdec_init == TRAIN_BDEC_MEAN) {
             for (size_t c = 0; c < d; c++) {
                 double m = 0.0;
