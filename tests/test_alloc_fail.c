@@ -102,8 +102,9 @@ static int load_sae(sae_error *err) {
     return rc;
 }
 
+static sae_arch train_arch = SAE_ARCH_TOPK;
 static train_params small_params(void) {
-    train_params p = train_default_params(SAE_ARCH_TOPK);
+    train_params p = train_default_params(train_arch);
     p.sae.m = 64, p.sae.k = 4, p.batch = 64, p.tokens = 64 * 6, p.threads = 1;
     p.buffer_rows = 512, p.checkpoint_every = 64 * 3, p.log_every = 1;
     return p;
@@ -119,6 +120,22 @@ static int train(sae_error *err) {
     rc = train_run(&p, f, train_out, 0, NULL, err);
     data_actfile_close(f);
     return rc;
+}
+
+/* Allocations of a whole run of `steps` steps with no mid-run checkpoint. */
+static unsigned long run_allocations(sae_arch arch, uint64_t steps) {
+    sae_error err = {0};
+    data_actfile *f;
+    if (data_actfile_open(&f, data_path, &err) < 0) fail_msg("%s", err.msg);
+    train_params p = train_default_params(arch);
+    p.sae.m = 64, p.sae.k = 4, p.batch = 64, p.tokens = 64 * steps, p.threads = 1;
+    p.buffer_rows = 512, p.checkpoint_every = 0, p.log_every = 1000;
+    remove(train_out);
+    unsigned long before = sae_mem_count();
+    if (train_run(&p, f, train_out, 0, NULL, &err) < 0) fail_msg("%s", err.msg);
+    unsigned long n = sae_mem_count() - before;
+    data_actfile_close(f);
+    return n;
 }
 
 static const char *feat_out;
@@ -232,8 +249,24 @@ static void test_train(void **state) {
     (void)state;
     /* no output check: a failure after the mid-run checkpoint leaves that
      * (complete, resumable) checkpoint at the output path by design */
-    sweep("train set-up, steps, checkpoint and final file", train, NULL);
+    for (int a = 0; a < SAE_ARCH_COUNT; a++) {
+        char name[128];
+        snprintf(name, sizeof name, "train %s: set-up, steps, checkpoint and final file", sae_arch_names[a]);
+        train_arch = (sae_arch)a;
+        sweep(name, train, NULL);
+    }
+    train_arch = SAE_ARCH_TOPK;
 }
+/* The training step allocates nothing: 40 steps cost what 4 steps cost. */
+static void test_step_allocates_nothing(void **state) {
+    (void)state;
+    for (int a = 0; a < SAE_ARCH_COUNT; a++) {
+        unsigned long short_run = run_allocations((sae_arch)a, 4), long_run = run_allocations((sae_arch)a, 40);
+        if (short_run != long_run)
+            fail_msg("%s: 4 steps make %lu allocations, 40 steps %lu", sae_arch_names[a], short_run, long_run);
+    }
+}
+
 static void test_features(void **state) {
     (void)state;
     sweep("features pass and file", features, feat_out);
@@ -281,7 +314,8 @@ int main(void) {
         if (tu_write_tiny_llama(dir) != 0) return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_paths), cmocka_unit_test(test_train), cmocka_unit_test(test_features),
+        cmocka_unit_test(test_read_paths), cmocka_unit_test(test_train),
+        cmocka_unit_test(test_step_allocates_nothing), cmocka_unit_test(test_features),
         cmocka_unit_test(test_capture), cmocka_unit_test(test_figures),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
