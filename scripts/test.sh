@@ -12,3 +12,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build-asan -j"$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure
+
+# libFuzzer harnesses (clang, ASan + UBSan), 30 s each; see fuzz/README.md
+bash scripts/fuzz.sh 30
