@@ -2,6 +2,7 @@
 #include "sae/io.h"
 
 #include <errno.h>
+#include <float.h>
 #include <stddef.h>
 #include <math.h>
 #include <string.h>
@@ -97,6 +98,10 @@ static int read_widths(hid_t h, sae_config *c, const char *path, sae_error *err)
     return SAE_OK;
 }
 
+/* A double attribute that converts to a finite float (a larger one would be
+ * undefined behaviour to convert, and Inf passes the ">= 0" range checks). */
+static int float_attr_ok(double v) { return isfinite(v) && fabs(v) <= FLT_MAX; }
+
 int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, const char *path,
                          sae_error *err) {
     hid_t h = (hid_t)h5_loc;
@@ -122,12 +127,19 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
         return sae_error_set(err, SAE_ERR_FORMAT, path, "unknown or missing arch attribute '%s'",
                              arch);
     if (data_h5_get_attr_i64(h, "d_model", &d) != SAE_OK ||
-        data_h5_get_attr_i64(h, "n_latents", &m) != SAE_OK || d <= 0 || m <= 0 ||
-        d > INT32_MAX || m > INT32_MAX)
-        return sae_error_set(err, SAE_ERR_FORMAT, path, "missing or bad d_model/n_latents attributes");
+        data_h5_get_attr_i64(h, "n_latents", &m) != SAE_OK)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "missing d_model/n_latents attributes");
+    /* plausibility before any size is computed from them (the tensors' shapes
+     * are checked against them later, before allocation) */
+    if (d <= 0 || m <= 0 || d > INT32_MAX || m > INT32_MAX)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "d_model = %lld, n_latents = %lld: each must be in 1 .. %d",
+                             (long long)d, (long long)m, INT32_MAX);
     data_h5_get_attr_i64(h, "k", &k);
     data_h5_get_attr_i64(h, "aux_k", &aux_k);
     data_h5_get_attr_f64(h, "aux_coef", &aux_coef);
+    if (!float_attr_ok(aux_coef))
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "attribute aux_coef = %g is not a finite float", aux_coef);
     if (data_h5_get_attr_f64(h, "input_scale", &scale) != SAE_OK || !(scale > 0) || !isfinite(scale))
         return sae_error_set(err, SAE_ERR_FORMAT, path, "missing or bad input_scale attribute");
     c->d = (size_t)d;
@@ -139,7 +151,12 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
         char *f = (char *)c + EXTRA[i].off;
         double v = 0;
         int64_t iv = 0;
-        if (EXTRA[i].is_float && data_h5_get_attr_f64(h, EXTRA[i].name, &v) == SAE_OK) *(float *)f = (float)v;
+        if (EXTRA[i].is_float && data_h5_get_attr_f64(h, EXTRA[i].name, &v) == SAE_OK) {
+            if (!float_attr_ok(v))
+                return sae_error_set(err, SAE_ERR_FORMAT, path, "attribute %s = %g is not a finite float",
+                                     EXTRA[i].name, v);
+            *(float *)f = (float)v;
+        }
         if (!EXTRA[i].is_float && data_h5_get_attr_i64(h, EXTRA[i].name, &iv) == SAE_OK)
             *(size_t *)f = iv > 0 ? (size_t)iv : 0;
     }
@@ -152,26 +169,104 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
     return SAE_OK;
 }
 
+/* What one tensor's dataset actually stores, against what its shape declares.
+ * An unwritten (or partly written) dataset reads back fill values, so a tiny
+ * file could otherwise declare gigabytes of parameters: uncompressed storage
+ * must cover the shape, and compressed storage must be within what deflate
+ * can reach (about 1032:1; 4096 leaves room for other filters). */
+static int check_storage(hid_t h, const char *name, size_t want_bytes, const char *path,
+                         sae_error *err) {
+    hid_t ds = H5Dopen2(h, name, H5P_DEFAULT);
+    if (ds < 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open /%s", name);
+    hsize_t stored = H5Dget_storage_size(ds);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Dclose(ds);
+    int ok = filters > 0 ? stored > 0 && want_bytes / 4096 <= stored : stored >= want_bytes;
+    if (!ok)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "/%s declares %zu bytes but the file stores %llu of them; "
+                             "truncated or never written?",
+                             name, want_bytes, (unsigned long long)stored);
+    return SAE_OK;
+}
+
+/* One tensor's dataset: its shape and type must be exactly the config's. */
+static int check_tensor(hid_t h, const sae_tensor *t, const sae_config *c, const char *path,
+                        sae_error *err) {
+    data_h5_info info;
+    hsize_t d0 = t->file_transposed ? t->cols : t->rows;
+    hsize_t d1 = t->file_transposed ? t->rows : t->cols;
+    if (data_h5_dataset_info(h, t->name, &info) != SAE_OK)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", t->name);
+    if (info.rank != (t->cols ? 2 : 1) || info.cls != H5T_FLOAT || info.dims[0] != d0 ||
+        (t->cols && info.dims[1] != d1)) {
+        if (info.rank == 2)
+            return sae_error_set(err, SAE_ERR_FORMAT, path,
+                                 "/%s is [%llu, %llu] (%s) but d_model=%zu, n_latents=%zu need [%llu, %llu]",
+                                 t->name, (unsigned long long)info.dims[0], (unsigned long long)info.dims[1],
+                                 info.cls == H5T_FLOAT ? "float" : "not float", c->d, c->m,
+                                 (unsigned long long)d0, (unsigned long long)d1);
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "/%s has the wrong shape or type for d_model=%zu, n_latents=%zu",
+                             t->name, c->d, c->m);
+    }
+    int ovf = 0;
+    size_t bytes = sae_mul_size(sae_mul_size((size_t)d0, t->cols ? (size_t)d1 : 1, &ovf),
+                                info.size ? info.size : 1, &ovf);
+    if (ovf)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s is too large to hold", t->name);
+    return check_storage(h, t->name, bytes, path, err);
+}
+
+int sae_file_check_tensors(int64_t h5_loc, const sae_config *c, const char *path, sae_error *err) {
+    hid_t h = (hid_t)h5_loc;
+    sae_tensor t[SAE_MAX_TENSORS];
+    size_t nt = sae_tensors(c, t);
+    int ovf = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < nt; i++) {
+        int rc = check_tensor(h, &t[i], c, path, err);
+        if (rc < 0) return rc;
+        size_t n = sae_mul_size(t[i].rows, t[i].cols ? t[i].cols : 1, &ovf);
+        ovf |= __builtin_add_overflow(total, n, &total);
+    }
+    /* the blob's layout is computed from the config alone: it must be the sum
+     * of exactly these datasets */
+    if (ovf || total != sae_blob_count(c))
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "the SAE's tensors do not add up to its parameter count");
+    return SAE_OK;
+}
+
+/* The first non-finite parameter, named by tensor and index, or SAE_OK. */
+static int check_finite(const sae_model *m, const char *path, sae_error *err) {
+    sae_tensor t[SAE_MAX_TENSORS];
+    size_t nt = sae_tensors(&m->cfg, t);
+    for (size_t i = 0; i < nt; i++) {
+        const float *v = sae_tensor_data(&m->p, &t[i]);
+        size_t n = sae_tensor_numel(&t[i]);
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(v[j]))
+                return sae_error_set(err, SAE_ERR_NONFINITE, path,
+                                     "SAE parameters hold NaN or Inf (/%s, element %zu is %g); "
+                                     "the file is damaged or came from a diverged run",
+                                     t[i].name, j, (double)v[j]);
+    }
+    return SAE_OK;
+}
+
 int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_error *err) {
     hid_t h = (hid_t)h5_loc;
     sae_tensor t[SAE_MAX_TENSORS];
     size_t nt = sae_tensors(&m->cfg, t), big = 0;
-    for (size_t i = 0; i < nt; i++) {
-        data_h5_info info;
-        hsize_t d0 = t[i].file_transposed ? t[i].cols : t[i].rows;
-        hsize_t d1 = t[i].file_transposed ? t[i].rows : t[i].cols;
-        if (data_h5_dataset_info(h, t[i].name, &info) != SAE_OK)
-            return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", t[i].name);
-        if (info.rank != (t[i].cols ? 2 : 1) || info.cls != H5T_FLOAT || info.dims[0] != d0 ||
-            (t[i].cols && info.dims[1] != d1))
-            return sae_error_set(err, SAE_ERR_FORMAT, path,
-                                 "/%s has the wrong shape or type for d=%zu, M=%zu", t[i].name,
-                                 m->cfg.d, m->cfg.m);
+    int rc = sae_file_check_tensors(h5_loc, &m->cfg, path, err);
+    if (rc < 0) return rc;
+    for (size_t i = 0; i < nt; i++)
         if (t[i].file_transposed && sae_tensor_numel(&t[i]) > big) big = sae_tensor_numel(&t[i]);
-    }
     float *tmp = big ? sae_alloc(big * sizeof(float)) : NULL;
     if (big && !tmp) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
-    int rc = SAE_OK;
     for (size_t i = 0; i < nt && rc == SAE_OK; i++) {
         float *dst = sae_tensor_data(&m->p, &t[i]);
         size_t n = sae_tensor_numel(&t[i]);
@@ -179,12 +274,7 @@ int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_err
         if (rc == SAE_OK && t[i].file_transposed) transpose(dst, tmp, t[i].cols, t[i].rows);
     }
     sae_free(tmp);
-    if (rc == SAE_OK) {
-        size_t n = sae_blob_count(&m->cfg);
-        for (size_t i = 0; i < n; i++)
-            if (!isfinite(m->param_blob[i]))
-                return sae_error_set(err, SAE_ERR_NONFINITE, path, "SAE parameters hold NaN or Inf");
-    }
+    if (rc == SAE_OK) rc = check_finite(m, path, err);
     return rc;
 }
 
@@ -216,6 +306,8 @@ int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input
     }
     sae_config c;
     rc = sae_file_read_config(h, &c, input_scale, path, err);
+    /* shapes and storage first: nothing is allocated for what the file lacks */
+    if (rc == SAE_OK) rc = sae_file_check_tensors(h, &c, path, err);
     if (rc == SAE_OK) rc = sae_model_init(m, &c, capacity, 0, err);
     if (rc == SAE_OK) {
         rc = sae_file_read_params(h, m, path, err);

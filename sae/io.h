@@ -40,7 +40,13 @@ int sae_file_write_model(int64_t h5_loc, const sae_model *m, double input_scale,
  * is not an SAE, e.g. an activation file passed as --sae). */
 int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, const char *path,
                          sae_error *err);
-/* Reads the tensors into a model initialised with the file's config. */
+/* Checks, before anything is allocated, that every tensor of config c is in the
+ * file with exactly the shape c implies, that its storage holds it (an
+ * unwritten dataset declaring gigabytes is refused), and that the tensors add
+ * up to c's parameter count. */
+int sae_file_check_tensors(int64_t h5_loc, const sae_config *c, const char *path, sae_error *err);
+/* Reads the tensors into a model initialised with the file's config (checking
+ * them as above); a NaN or Inf parameter is SAE_ERR_NONFINITE naming the tensor. */
 int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_error *err);
 /* Opens path, initialises m (inference only, workspace for `capacity` rows)
  * and loads it. */

@@ -231,6 +231,14 @@ int sae_model_init(sae_model *m, const sae_config *c, size_t capacity, int with_
     memset(m, 0, sizeof *m);
     int rc = sae_config_validate(c, err);
     if (rc < 0) return rc;
+    /* Every workspace size is a small multiple (at most ~2 x 8 bytes per
+     * element) of capacity x d or capacity x M: check the products once, here,
+     * so none of the unchecked size expressions below can wrap. */
+    int ovf = capacity == 0;
+    sae_mul_size(sae_mul_size(capacity, c->d + c->m + 2, &ovf), 64, &ovf);
+    if (ovf)
+        return sae_error_set(err, SAE_ERR_ARG, NULL, "workspace for %zu rows of d=%zu, M=%zu is too large",
+                             capacity, c->d, c->m);
     m->cfg = *c;
     m->ops = ops_of(c->arch);
     m->capacity = capacity;
