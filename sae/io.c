@@ -169,26 +169,33 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
     return SAE_OK;
 }
 
-/* What one tensor's dataset actually stores, against what its shape declares.
- * An unwritten (or partly written) dataset reads back fill values, so a tiny
- * file could otherwise declare gigabytes of parameters: uncompressed storage
- * must cover the shape, and compressed storage must be within what deflate
- * can reach (about 1032:1; 4096 leaves room for other filters). */
-static int check_storage(hid_t h, const char *name, size_t want_bytes, const char *path,
-                         sae_error *err) {
-    hid_t ds = H5Dopen2(h, name, H5P_DEFAULT);
+/* What a dataset actually stores, against what its shape declares. An
+ * unwritten (or partly written) dataset reads back fill values, so a tiny file
+ * could otherwise declare gigabytes: uncompressed storage must cover the
+ * shape, and compressed storage must be within what deflate can reach (about
+ * 1032:1; 4096 leaves room for other filters). */
+int sae_file_check_stored(int64_t h5_loc, const char *name, const char *path, sae_error *err) {
+    hid_t ds = H5Dopen2((hid_t)h5_loc, name, H5P_DEFAULT);
     if (ds < 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open /%s", name);
-    hsize_t stored = H5Dget_storage_size(ds);
-    hid_t dcpl = H5Dget_create_plist(ds);
+    hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds), dcpl = H5Dget_create_plist(ds);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t esize = ty >= 0 ? H5Tget_size(ty) : 0;
     int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+    hsize_t stored = H5Dget_storage_size(ds);
     if (dcpl >= 0) H5Pclose(dcpl);
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
     H5Dclose(ds);
-    int ok = filters > 0 ? stored > 0 && want_bytes / 4096 <= stored : stored >= want_bytes;
+    int ovf = n < 0 || esize == 0;
+    size_t want = sae_mul_size(n < 0 ? 0 : (size_t)n, esize, &ovf);
+    if (ovf) return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s: cannot read its shape or type", name);
+    if (want == 0) return SAE_OK;
+    int ok = filters > 0 ? stored > 0 && want / 4096 <= stored : stored >= want;
     if (!ok)
         return sae_error_set(err, SAE_ERR_FORMAT, path,
                              "/%s declares %zu bytes but the file stores %llu of them; "
                              "truncated or never written?",
-                             name, want_bytes, (unsigned long long)stored);
+                             name, want, (unsigned long long)stored);
     return SAE_OK;
 }
 
@@ -212,12 +219,7 @@ static int check_tensor(hid_t h, const sae_tensor *t, const sae_config *c, const
                              "/%s has the wrong shape or type for d_model=%zu, n_latents=%zu",
                              t->name, c->d, c->m);
     }
-    int ovf = 0;
-    size_t bytes = sae_mul_size(sae_mul_size((size_t)d0, t->cols ? (size_t)d1 : 1, &ovf),
-                                info.size ? info.size : 1, &ovf);
-    if (ovf)
-        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s is too large to hold", t->name);
-    return check_storage(h, t->name, bytes, path, err);
+    return sae_file_check_stored(h, t->name, path, err);
 }
 
 int sae_file_check_tensors(int64_t h5_loc, const sae_config *c, const char *path, sae_error *err) {

@@ -52,6 +52,10 @@ int sae_file_read_params(int64_t h5_loc, sae_model *m, const char *path, sae_err
  * and loads it. */
 int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input_scale,
                   sae_error *err);
+/* SAE_OK when dataset `name` of an open file stores the bytes its shape
+ * declares (within deflate's reach when compressed), so a reader can size
+ * buffers from its shape; an unwritten or truncated one is SAE_ERR_FORMAT. */
+int sae_file_check_stored(int64_t h5_loc, const char *name, const char *path, sae_error *err);
 /* Opens an HDF5 file for reading with clear errors (missing, empty, not HDF5). */
 int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err);
 
