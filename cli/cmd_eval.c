@@ -1,4 +1,5 @@
 /* cli/cmd_eval.c: `sae eval`, one JSON object on stdout. */
+#include <math.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
@@ -90,6 +91,14 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "recovered_threshold", 0.9);
         cJSON_AddNumberToObject(j, "n_truth", (double)r.n_truth);
     }
+    /* train_eval refuses undefined metrics with their cause; this keeps a
+     * null (cJSON's rendering of NaN) out of the output whatever is added */
+    for (cJSON *it = j->child; it; it = it->next)
+        if (cJSON_IsNumber(it) && !isfinite(it->valuedouble)) {
+            cli_errorf(sae_path, "metric %s is not finite on %s", it->string, data);
+            cJSON_Delete(j);
+            return CLI_EXIT_ERROR;
+        }
     char *s = cJSON_PrintUnformatted(j);
     printf("%s\n", s);
     sae_free(s);

@@ -338,6 +338,15 @@ void sae__residual_and_variance(sae_model *m, const float *x, size_t B, sae_loss
     size_t D = m->cfg.d;
     out->sse = sae_residual(m->err, m->xhat, x, B, D, m->scratch_d);
     m->var = out->var = sae_total_variance(x, B, D, m->scratch_d);
+    if (B == 1) {
+        /* One row has no spread of its own, so V = 0 and the loss would be Inf
+         * (--batch 1 "diverged" at step 0). Its squared distance to b_dec, the
+         * data's centre (initialised to its median or mean), estimates the
+         * per-row variance that V stands for. */
+        double v = 0.0;
+        for (size_t c = 0; c < D; c++) v += (double)m->xc[c] * m->xc[c];
+        m->var = out->var = v;
+    }
 }
 
 void sae__dense_decode(sae_model *m, const float *z, size_t B) {

@@ -52,6 +52,30 @@ int train_mmcs(const float *truth, size_t n_truth, const float *W_dec, size_t M,
     return SAE_OK;
 }
 
+/* Every metric reported must be a number: an undefined one is an error that
+ * says why, never a JSON null. */
+static int check_metrics(const train_eval_result *r, const char *path, sae_error *err) {
+    if (!isfinite(r->explained_variance)) {
+        if (r->tokens == 1)
+            return sae_error_set(err, SAE_ERR_ARG, path, "only 1 row was evaluated: its variance is 0, so FVU "
+                                 "is undefined (evaluate at least 2 rows)");
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "the %llu evaluated rows are all identical (zero variance): FVU is undefined",
+                             (unsigned long long)r->tokens);
+    }
+    if (!isfinite(r->relative_reconstruction_bias))
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "the SAE's reconstructions are zero or orthogonal to every row (E<x, xhat> = 0): "
+                             "the relative reconstruction bias is undefined");
+    const struct { const char *name; double v; } all[] = {
+        {"fvu", r->fvu}, {"mse", r->mse}, {"l0", r->l0}, {"cossim", r->cossim}, {"l2_ratio", r->l2_ratio}};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!isfinite(all[i].v))
+            return sae_error_set(err, SAE_ERR_NONFINITE, path,
+                                 "%s is not finite: the SAE's reconstructions overflow on this data", all[i].name);
+    return SAE_OK;
+}
+
 int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_tokens,
                train_eval_result *out, sae_error *err) {
     memset(out, 0, sizeof *out);
@@ -118,6 +142,7 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
                            &out->freq_over_10_percent);
         out->has_core_metrics = 1;
     }
+    if (rc == SAE_OK) rc = check_metrics(out, f->path, err);
     if (rc == SAE_OK && f->n_truth > 0) {
         float *truth = sae_alloc(f->n_truth * D * sizeof(float));
         if (!truth) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
@@ -128,6 +153,9 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
             if (train_mmcs(truth, f->n_truth, m->p.W_dec, M, D, &out->mmcs, &out->recovered_09) < 0)
                 rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
             if (rc == SAE_OK) rc = train_mcc(truth, f->n_truth, m->p.W_dec, M, D, &out->mcc, err);
+            if (rc == SAE_OK && !(isfinite(out->mmcs) && isfinite(out->mcc)))
+                rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path,
+                                   "/truth/features holds NaN or Inf: mmcs and mcc are undefined");
         }
         sae_free(truth);
     }

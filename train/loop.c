@@ -90,6 +90,13 @@ static int geometric_median(float *out, const float *x, size_t n, size_t d, sae_
     return SAE_OK;
 }
 
+/* 1 when all n rows (n, d) equal the first: zero variance, FVU undefined. */
+static int rows_identical(const float *x, size_t n, size_t d) {
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(x + i * d, x, d * sizeof *x) != 0) return 0;
+    return 1;
+}
+
 /* Input scale (so that E||x||^2 = d) and b_dec from a shuffled sample. */
 static int init_from_sample(const train_params *p, data_actfile *f, train__state *s,
                             sae_error *err) {
@@ -114,6 +121,13 @@ static int init_from_sample(const train_params *p, data_actfile *f, train__state
         msn /= (double)n;
         if (!(msn > 0.0))
             rc = sae_error_set(err, SAE_ERR_FORMAT, f->path, "every sampled activation is zero");
+        else if (f->n == 1 || (n > 1 && rows_identical(x, n, d)))
+            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                               f->n == 1 ? "holds a single row: its variance is 0, so FVU (the loss's denominator) "
+                                        "is undefined; train on more rows"
+                                      : "all %zu sampled rows are identical (zero variance): FVU (the loss's "
+                                        "denominator) is undefined, and there is nothing to learn",
+                               n);
         else
             s->input_scale = (float)sqrt((double)d / msn);
     }
@@ -176,6 +190,31 @@ static int train_step(train__state *s, const train_params *p, const float *x, fl
     return SAE_OK;
 }
 
+/* Names what made a step's loss non-finite. Only the last case is a real
+ * divergence that a lower learning rate can cure. */
+static void nonfinite_loss_error(const train__state *s, const sae_loss *loss, size_t batch, const char *data,
+                                 sae_error *err) {
+    unsigned long long step = (unsigned long long)s->step;
+    size_t nb = sae_blob_count(&s->model.cfg);
+    size_t bad = 0;
+    while (bad < nb && isfinite(s->model.param_blob[bad])) bad++;
+    if (bad < nb)
+        sae_error_set(err, SAE_ERR_NONFINITE, NULL,
+                      "the SAE's parameters hold NaN or Inf at step %llu (parameter %zu), before its loss was "
+                      "computed: the optimiser state went non-finite", step, bad);
+    else if (!(loss->var > 0.0) && batch == 1)
+        sae_error_set(err, SAE_ERR_NONFINITE, data,
+                      "the row at step %llu coincides with b_dec, so its variance estimate is 0 and FVU, the "
+                      "loss's denominator, is undefined; use --batch 2 or more", step);
+    else if (!(loss->var > 0.0))
+        sae_error_set(err, SAE_ERR_NONFINITE, data,
+                      "the batch at step %llu has zero variance (its %zu rows are identical): FVU, the loss's "
+                      "denominator, is undefined; use a larger --batch or more varied data", step, batch);
+    else
+        sae_error_set(err, SAE_ERR_NONFINITE, NULL,
+                      "training diverged at step %llu (loss is not finite); try a lower --lr", step);
+}
+
 static int load_or_init(const train_params *p, data_actfile *f, const char *out, int resume,
                         const train_observer *obs, train__state *s, int *complete,
                         sae_error *err) {
@@ -236,9 +275,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
         size_t n_dead;
         rc = train_step(&s, &p, x, lr, sparsity, &loss, &n_dead);
         if (rc < 0) {
-            sae_error_set(err, rc, NULL,
-                          "training diverged at step %llu (loss is not finite); try a lower --lr",
-                          (unsigned long long)s.step);
+            nonfinite_loss_error(&s, &loss, p.batch, f->path, err);
             break;
         }
         s.step++;
