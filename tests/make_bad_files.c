@@ -5,6 +5,7 @@
  * tests can craft SAE, features and checkpoint files without h5py:
  *   make_bad_files attr-i64 SRC OUT OBJ NAME VALUE   attribute NAME of OBJ ("/", "/train") := int64
  *   make_bad_files attr-f64 SRC OUT OBJ NAME VALUE   ... := float64 ("nan", "inf" accepted)
+ *   make_bad_files del-attr SRC OUT OBJ NAME         attribute NAME of OBJ removed
  *   make_bad_files set-f32 SRC OUT DSET INDEX VALUE  element INDEX (flat) of a float dataset
  *   make_bad_files set-i32 SRC OUT DSET INDEX VALUE  ... of an int32 dataset
  *   make_bad_files set-i64 SRC OUT DSET INDEX VALUE  ... of an int64 dataset
@@ -105,7 +106,11 @@ static int damage(int argc, char **argv) {
     hid_t f = H5Fopen(argv[3], H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) return -1;
     int rc = -1;
-    if (strcmp(mode, "attr-i64") == 0 && argc == 7) {
+    if (strcmp(mode, "del-attr") == 0 && argc == 6) {
+        hid_t o = H5Oopen(f, argv[4], H5P_DEFAULT);
+        rc = o >= 0 && H5Adelete(o, argv[5]) >= 0 ? 0 : -1;
+        if (o >= 0) H5Oclose(o);
+    } else if (strcmp(mode, "attr-i64") == 0 && argc == 7) {
         long long v = strtoll(argv[6], NULL, 0);
         rc = set_attr(f, argv[4], argv[5], H5T_NATIVE_LLONG, &v);
     } else if (strcmp(mode, "attr-f64") == 0 && argc == 7) {

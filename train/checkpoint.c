@@ -71,6 +71,7 @@ int train__checkpoint_save(const char *path, const train_params *p, const train_
         for (size_t i = 0; i < nh; i++) a |= data_h5_set_attr_f64(h, hy[i].name, hy[i].value);
         a |= data_h5_set_attr_i64(h, "threads", p->threads);
         a |= data_h5_set_attr_str(h, "data", f->path);
+        a |= data_h5_set_attr_i64(h, "data_fingerprint", (int64_t)s->data_fp);
         a |= data_h5_set_attr_str(h, "bdec_init_name", train_bdec_init_name(p->bdec_init));
         hid_t g = H5Gopen2(h, "train", H5P_DEFAULT);
         a |= g < 0;
@@ -128,10 +129,101 @@ static int check_config(const sae_config *a, const sae_config *b, const char *pa
     return SAE_OK;
 }
 
+/* The /train counters, each >= 0. */
+static int read_counters(hid_t h, train__state *s, int64_t *complete, const char *path, sae_error *err) {
+    hid_t g = H5Gopen2(h, "train", H5P_DEFAULT);
+    int64_t v[8] = {0};
+    const char *names[8] = {"step", "tokens", "total_steps", "epoch", "window", "offset", "skipped_rows", "complete"};
+    int rc = SAE_OK;
+    for (int i = 0; i < 8 && rc == SAE_OK; i++) {
+        if (g < 0 || data_h5_get_attr_i64(g, names[i], &v[i]) != SAE_OK)
+            rc = sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint lacks /train attribute %s", names[i]);
+        else if (v[i] < 0)
+            rc = sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint's /train %s = %lld is negative", names[i],
+                               (long long)v[i]);
+    }
+    if (g >= 0) H5Gclose(g);
+    s->step = (uint64_t)v[0];
+    s->tokens = (uint64_t)v[1];
+    s->total_steps = (uint64_t)v[2];
+    s->pos = (data_stream_pos){(uint64_t)v[3], (uint64_t)v[4], (uint64_t)v[5]};
+    s->skipped = (uint64_t)v[6];
+    *complete = v[7];
+    return rc;
+}
+
+#define BAD_STATE(...) sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint is inconsistent: " __VA_ARGS__)
+
+/* The counters against each other and against this run's settings: a
+ * checkpoint that passes describes a point this run could have reached. */
+static int check_counters(const train__state *s, int64_t complete, const train_params *p, const data_actfile *f,
+                          const char *path, sae_error *err) {
+    uint64_t total = train__total_steps(p, f), tokens, rows_seen;
+    unsigned long long st = (unsigned long long)s->step;
+    if (s->total_steps != total)
+        return BAD_STATE("it plans %llu steps but this run's --tokens and --batch give %llu",
+                         (unsigned long long)s->total_steps, (unsigned long long)total);
+    if (s->step > total) return BAD_STATE("step %llu is past the run's last step %llu", st, (unsigned long long)total);
+    if (complete != 0 && complete != 1) return BAD_STATE("complete = %lld (0 or 1)", (long long)complete);
+    if (complete != (s->step == total))
+        return BAD_STATE("step %llu of %llu but marked %s", st, (unsigned long long)total,
+                         complete ? "complete" : "incomplete");
+    if (__builtin_mul_overflow(s->step, (uint64_t)p->batch, &tokens) || s->tokens != tokens)
+        return BAD_STATE("%llu tokens seen after %llu steps of %zu rows", (unsigned long long)s->tokens, st, p->batch);
+    /* every row of each finished epoch was either trained on or skipped
+     * (skipped_rows may count a resumed window twice: it only loosens this) */
+    if (__builtin_add_overflow(s->tokens, s->skipped, &rows_seen) || s->pos.epoch > rows_seen / f->n)
+        return BAD_STATE("epoch %llu after %llu tokens of a %zu-row file", (unsigned long long)s->pos.epoch,
+                         (unsigned long long)s->tokens, f->n);
+    if (s->pos.offset > p->buffer_rows)
+        return BAD_STATE("offset %llu is past the %zu-row shuffle buffer", (unsigned long long)s->pos.offset,
+                         p->buffer_rows);
+    for (size_t j = 0; j < s->model.cfg.m; j++)
+        if (s->since_fired[j] > s->tokens)
+            return BAD_STATE("latent %zu last fired %llu tokens ago, after only %llu tokens", j,
+                             (unsigned long long)s->since_fired[j], (unsigned long long)s->tokens);
+    return SAE_OK;
+}
+
+/* Adam's moments: finite, and the second one >= 0 (it is a mean of squares). */
+static int check_optimiser(const train__state *s, size_t P, const char *path, sae_error *err) {
+    for (size_t i = 0; i < P; i++) {
+        if (!isfinite(s->adam_m[i]))
+            return sae_error_set(err, SAE_ERR_NONFINITE, path,
+                                 "checkpoint's optimiser state /train/adam_m holds %g at element %zu; "
+                                 "it cannot be resumed (train again without --resume)", (double)s->adam_m[i], i);
+        if (!isfinite(s->adam_v[i]) || s->adam_v[i] < 0.0f)
+            return sae_error_set(err, SAE_ERR_NONFINITE, path,
+                                 "checkpoint's optimiser state /train/adam_v holds %g at element %zu (must be a "
+                                 "finite mean of squares); it cannot be resumed (train again without --resume)",
+                                 (double)s->adam_v[i], i);
+    }
+    return SAE_OK;
+}
+
+/* The data file against the one the checkpoint was made on. */
+static int check_data(hid_t h, const train__state *s, const data_actfile *f, unsigned *notes, const char *path,
+                      sae_error *err) {
+    int64_t fp;
+    if (data_h5_get_attr_i64(h, "data_fingerprint", &fp) != SAE_OK) {
+        *notes |= TRAIN__CKPT_NO_FINGERPRINT; /* older checkpoints: accepted, with a warning */
+        return SAE_OK;
+    }
+    char was[4096] = "";
+    data_h5_get_attr_str(h, "data", was, sizeof was);
+    if ((uint64_t)fp != s->data_fp)
+        return sae_error_set(err, SAE_ERR_MISMATCH, path,
+                             "checkpoint was made on different data (%s; fingerprint %016llx) than --data %s "
+                             "(%016llx), though both have %zu rows; resume needs the same data",
+                             was[0] ? was : "?", (unsigned long long)fp, f->path, (unsigned long long)s->data_fp,
+                             f->n);
+    return SAE_OK;
+}
+
 int train__checkpoint_load(const char *path, const train_params *p, train__state *s,
-                           const data_actfile *f, int *complete, int *threads_differ,
-                           sae_error *err) {
+                           const data_actfile *f, int *complete, unsigned *notes, sae_error *err) {
     int64_t h;
+    *notes = 0;
     data_h5_lock();
     int rc = sae_file_open_h5(path, &h, err);
     if (rc < 0) {
@@ -139,37 +231,50 @@ int train__checkpoint_load(const char *path, const train_params *p, train__state
         return rc;
     }
     sae_config c;
+    int64_t done = 0;
     size_t P = sae_param_count(&s->model.cfg), M = s->model.cfg.m;
     rc = sae_file_read_config(h, &c, &s->input_scale, path, err);
     if (rc == SAE_OK) rc = check_config(&c, &s->model.cfg, path, err);
     if (rc == SAE_OK) rc = check_hypers((hid_t)h, path, p, f, err);
+    if (rc == SAE_OK) rc = check_data((hid_t)h, s, f, notes, path, err);
     if (rc == SAE_OK) rc = sae_file_read_params(h, &s->model, path, err);
     if (rc == SAE_OK) rc = data_h5_read_f32((hid_t)h, "train/adam_m", s->adam_m, P, path, err);
     if (rc == SAE_OK) rc = data_h5_read_f32((hid_t)h, "train/adam_v", s->adam_v, P, path, err);
     if (rc == SAE_OK)
         rc = data_h5_read_i64((hid_t)h, "train/tokens_since_fired", (int64_t *)s->since_fired, M,
                               path, err);
+    if (rc == SAE_OK) rc = read_counters((hid_t)h, s, &done, path, err);
+    if (rc == SAE_OK) rc = check_counters(s, done, p, f, path, err);
+    if (rc == SAE_OK) rc = check_optimiser(s, P, path, err);
     if (rc == SAE_OK) {
-        hid_t g = H5Gopen2((hid_t)h, "train", H5P_DEFAULT);
-        int64_t v[8] = {0};
-        const char *names[8] = {"step", "tokens", "total_steps", "epoch",
-                                "window", "offset", "skipped_rows", "complete"};
-        for (int i = 0; i < 8 && rc == SAE_OK; i++)
-            if (g < 0 || data_h5_get_attr_i64(g, names[i], &v[i]) != SAE_OK || v[i] < 0)
-                rc = sae_error_set(err, SAE_ERR_FORMAT, path, "checkpoint lacks /train attribute %s",
-                                   names[i]);
-        if (g >= 0) H5Gclose(g);
-        s->step = (uint64_t)v[0];
-        s->tokens = (uint64_t)v[1];
-        s->total_steps = (uint64_t)v[2];
-        s->pos = (data_stream_pos){(uint64_t)v[3], (uint64_t)v[4], (uint64_t)v[5]};
-        s->skipped = (uint64_t)v[6];
-        *complete = v[7] != 0;
+        *complete = done != 0;
         int64_t th = 0;
         data_h5_get_attr_i64((hid_t)h, "threads", &th);
-        *threads_differ = th != p->threads;
+        if (th != p->threads) *notes |= TRAIN__CKPT_THREADS_DIFFER;
     }
     H5Fclose((hid_t)h);
     data_h5_unlock();
+    return rc;
+}
+
+int train__data_fingerprint(data_actfile *f, uint64_t *out, sae_error *err) {
+    size_t d = f->d, n = f->n < TRAIN__FP_ROWS ? f->n : TRAIN__FP_ROWS;
+    float *row = sae_malloc(d * sizeof *row);
+    if (!row) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    uint64_t hsh = 0xcbf29ce484222325ULL; /* FNV-1a, 64-bit */
+#define MIX(p, len)                                                                                \
+    for (size_t b_ = 0; b_ < (len); b_++) hsh = (hsh ^ ((const unsigned char *)(p))[b_]) * 0x100000001b3ULL
+    uint64_t dims[2] = {f->n, d};
+    MIX(dims, sizeof dims);
+    int rc = SAE_OK;
+    for (size_t i = 0; i < n && rc == SAE_OK; i++) {
+        /* rows 0 .. N-1 spread evenly, first and last included */
+        size_t r = n > 1 ? (size_t)((unsigned __int128)i * (f->n - 1) / (n - 1)) : 0;
+        rc = data_actfile_read_rows(f, r, 1, row, err);
+        if (rc == SAE_OK) MIX(row, d * sizeof *row);
+    }
+#undef MIX
+    sae_free(row);
+    *out = hsh;
     return rc;
 }

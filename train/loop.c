@@ -220,12 +220,15 @@ static int load_or_init(const train_params *p, data_actfile *f, const char *out,
                         sae_error *err) {
     *complete = 0;
     if (resume && sae_file_exists(out)) {
-        int threads_differ = 0;
-        int rc = train__checkpoint_load(out, p, s, f, complete, &threads_differ, err);
+        unsigned notes = 0;
+        int rc = train__checkpoint_load(out, p, s, f, complete, &notes, err);
         if (rc < 0) return rc;
-        if (threads_differ)
+        if (notes & TRAIN__CKPT_THREADS_DIFFER)
             warn(obs, "resuming with a different thread count: the result will be close to, "
                       "but not bitwise equal to, an uninterrupted run");
+        if (notes & TRAIN__CKPT_NO_FINGERPRINT)
+            warn(obs, "the checkpoint predates data fingerprints: only --data's row count can be checked "
+                      "against the file it was made on (its next checkpoint records one)");
         return SAE_OK;
     }
     if (resume) warn(obs, "--resume: no checkpoint at the output path yet; starting from scratch");
@@ -238,8 +241,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
     train_params p = *p_in;
     int rc = train_resolve(&p, f->d, err);
     if (rc < 0) return rc;
-    uint64_t total_tokens = p.tokens ? p.tokens : f->n;
-    uint64_t total_steps = total_tokens / p.batch ? total_tokens / p.batch : 1;
+    uint64_t total_steps = train__total_steps(&p, f);
 
     train__state s;
     if ((rc = state_init(&s, &p, err)) < 0) return rc;
@@ -247,6 +249,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
     data_reader *reader = NULL;
     int complete = 0;
     if (!x) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for the batch");
+    if (rc == SAE_OK) rc = train__data_fingerprint(f, &s.data_fp, err);
     if (rc == SAE_OK) rc = load_or_init(&p, f, out, resume, obs, &s, &complete, err);
     s.total_steps = total_steps;
     if (rc == SAE_OK && complete) {

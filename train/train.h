@@ -13,9 +13,18 @@
  *   /train/tokens_since_fired     int64 [M]    dead-latent counters
  *   /train attributes: step, tokens, total_steps, epoch, window, offset,
  *        skipped_rows, complete (0 while training, 1 at the end)
- *   root attributes: every hyperparameter of the run (lr, batch, seed, ...).
+ *   root attributes: every hyperparameter of the run (lr, batch, seed, ...),
+ *        data (its path) and data_fingerprint (int64): an FNV-1a hash of the
+ *        data's row count, width and 16 rows spread evenly through it.
  * A run resumed from a checkpoint with the same command and thread count
- * produces the same final weights as an uninterrupted one.
+ * produces the same final weights as an uninterrupted one. Before resuming,
+ * the checkpoint is validated as a whole: settings and data_rows must match
+ * the run, data_fingerprint must match --data (a checkpoint older than the
+ * fingerprint is accepted with a warning, since only its row count can be
+ * checked), the counters must be a point the run could reach (step <= total
+ * steps, tokens = step x batch, complete exactly at the last step, epoch
+ * consistent with the tokens, dead-latent counters <= tokens), and parameters
+ * and Adam moments must be finite (adam_v >= 0).
  */
 #ifndef SAE_TRAIN_H
 #define SAE_TRAIN_H

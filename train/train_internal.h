@@ -13,15 +13,36 @@ typedef struct train__state {
     double input_scale;
     uint64_t step, tokens, total_steps, skipped;
     data_stream_pos pos;    /* where the next batch starts */
+    uint64_t data_fp;       /* train__data_fingerprint of the data, recorded in checkpoints */
 } train__state;
+
+/* Steps of a run: --tokens (or one pass over the file) in batches, at least 1. */
+static inline uint64_t train__total_steps(const train_params *p, const data_actfile *f) {
+    uint64_t total_tokens = p->tokens ? p->tokens : f->n;
+    return total_tokens / p->batch ? total_tokens / p->batch : 1;
+}
+
+/* The data file's identity, content-based and cheap: an FNV-1a hash of its row
+ * count, its width and TRAIN__FP_ROWS rows spread evenly through it (as float32),
+ * so a copy or a rename keeps it and a different file of the same size does not. */
+#define TRAIN__FP_ROWS 16
+int train__data_fingerprint(data_actfile *f, uint64_t *out, sae_error *err);
 
 int train__checkpoint_save(const char *path, const train_params *p, const train__state *s,
                            const data_actfile *f, int complete, sae_error *err);
-/* Loads a checkpoint into s (whose model is initialised from p). Mismatched
- * settings are an error naming the setting; a different thread count is
- * reported through *threads_differ (the result will not be bitwise equal). */
+
+/* What a successful load reports beside the state (bits of *notes). */
+enum {
+    TRAIN__CKPT_THREADS_DIFFER = 1, /* the result will not be bitwise equal */
+    TRAIN__CKPT_NO_FINGERPRINT = 2, /* an older checkpoint: the data's identity is unchecked */
+};
+/* Loads a checkpoint into s (whose model is initialised from p, and whose
+ * data_fp is f's fingerprint) and validates it as a whole before anything
+ * resumes: settings and data identity must match this run (the error names
+ * the setting), counters must be in range and consistent with each other and
+ * with p (step <= total steps, tokens = step x batch, ...), and the parameters
+ * and optimiser state must be finite. */
 int train__checkpoint_load(const char *path, const train_params *p, train__state *s,
-                           const data_actfile *f, int *complete, int *threads_differ,
-                           sae_error *err);
+                           const data_actfile *f, int *complete, unsigned *notes, sae_error *err);
 
 #endif
