@@ -2,6 +2,10 @@
  * text, error lines, signals. */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -9,20 +13,63 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
 
+/* A signal that ends the process: remove the temporary files of outputs being
+ * written (async-signal-safe), then die of the signal as if unhandled, so the
+ * parent sees the real cause. */
+static void on_fatal_signal(int sig) {
+    sae_tmp_remove_all();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+    raise(sig); /* delivered once this handler returns: the signal is blocked in it */
+}
+
+/* The first SIGINT/SIGTERM asks a long command to checkpoint and stop; a
+ * second one (it is not stopping fast enough) ends it at once. */
 static void on_signal(int sig) {
-    (void)sig;
+    if (cli_interrupted) on_fatal_signal(sig);
     cli_interrupted = 1;
 }
 
-void cli_install_signals(void) {
+static void set_handler(int sig, void (*fn)(int)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+void cli_install_cleanup(void) {
+    atexit(sae_tmp_remove_all);
+    set_handler(SIGINT, on_fatal_signal);
+    set_handler(SIGTERM, on_fatal_signal);
+    set_handler(SIGHUP, on_fatal_signal);
+}
+
+void cli_install_signals(void) {
+    set_handler(SIGINT, on_signal);
+    set_handler(SIGTERM, on_signal);
+}
+
+static void note_removed(const char *tmp, void *user) {
+    (void)user;
+    fprintf(stderr, "sae: note: removed %s, left by a run that was killed\n", tmp);
+}
+
+int cli_check_paths(const sae_paths *ps) {
+    sae_error err = {0};
+    if (sae_paths_check(ps, &err) < 0) {
+        cli_error(&err);
+        return err.code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
+    }
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->p[i].kind != SAE_PATH_IN) sae_remove_stale_tmp(ps->p[i].path, note_removed, NULL);
+    return 0;
 }
 
 int cli_default_threads(void) {
@@ -56,48 +103,128 @@ void cli_warn(const char *fmt, ...) {
     fprintf(stderr, "sae: warning: %s\n", msg);
 }
 
-/* Non-negative integer: digits, scientific notation or a k/M/G suffix
- * (decimal: 2M = 2000000). Returns 0 on success. */
-static int parse_count(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-' || isspace((unsigned char)*s)) return -1;
+/* Why a number was refused; each gets its own message. */
+typedef enum {
+    NUM_OK,
+    NUM_JUNK,      /* not a number at all, or text after it */
+    NUM_NEGATIVE,
+    NUM_FRACTION,  /* a count that is not whole */
+    NUM_NONFINITE, /* nan, inf */
+    NUM_TOO_LARGE, /* past the type's range (also strtod's overflow) */
+    NUM_TOO_SMALL, /* nonzero but rounds to 0 in the type */
+} num_status;
+
+/* Non-negative integer up to max: digits, scientific notation or a k/M/G
+ * suffix (decimal: 2M = 2000000). Plain digits are parsed exactly (a double
+ * would round 2^53 + 1). */
+static num_status parse_count(const char *s, uint64_t max, uint64_t *out) {
+    if (!s || !*s || isspace((unsigned char)*s)) return NUM_JUNK;
+    size_t nd = strspn(s, "0123456789");
+    if (nd && !s[nd]) {
+        errno = 0;
+        unsigned long long v = strtoull(s, NULL, 10);
+        if (errno == ERANGE || v > max) return NUM_TOO_LARGE;
+        *out = v;
+        return NUM_OK;
+    }
     errno = 0;
     char *end;
     double v = strtod(s, &end);
-    if (errno || end == s) return -1;
+    int range = errno == ERANGE;
+    if (end == s) return NUM_JUNK;
     double mult = 1;
     if (*end == 'k' || *end == 'K') mult = 1e3, end++;
     else if (*end == 'm' || *end == 'M') mult = 1e6, end++;
     else if (*end == 'g' || *end == 'G') mult = 1e9, end++;
-    if (*end) return -1;
+    if (*end) return NUM_JUNK;
+    if (isnan(v) || (isinf(v) && !range)) return NUM_NONFINITE;
+    if (v < 0) return NUM_NEGATIVE;
+    if (range && v > 1) return NUM_TOO_LARGE;
     v *= mult;
-    if (!(v >= 0) || v > 1.8e19 || v != floor(v)) return -1;
+    if (range || v != floor(v)) return NUM_FRACTION; /* an underflow is not whole either */
+    if (v >= 18446744073709551616.0 || v > (double)max) return NUM_TOO_LARGE;
     *out = (uint64_t)v;
-    return 0;
+    return NUM_OK;
+}
+
+/* A finite number that the target type (float or double) holds. */
+static num_status parse_real(const char *s, int is_float, double *out, const char **junk) {
+    *junk = NULL;
+    if (!s || !*s || isspace((unsigned char)*s)) return NUM_JUNK;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    int range = errno == ERANGE;
+    if (end == s) return NUM_JUNK;
+    if (*end) {
+        *junk = end;
+        return NUM_JUNK;
+    }
+    if (isnan(v) || (isinf(v) && !range)) return NUM_NONFINITE;
+    if (range) return fabs(v) > 1 ? NUM_TOO_LARGE : NUM_TOO_SMALL;
+    if (is_float && fabs(v) > FLT_MAX) return NUM_TOO_LARGE;
+    if (is_float && v != 0 && (float)v == 0) return NUM_TOO_SMALL;
+    *out = v;
+    return NUM_OK;
+}
+
+static int count_error(const cli_opt *o, const char *value, const char *src, num_status st, uint64_t max) {
+    switch (st) {
+    case NUM_NEGATIVE:
+        cli_errorf(src, "--%s expects a non-negative whole number, got '%s': it is negative", o->name, value);
+        break;
+    case NUM_FRACTION:
+        cli_errorf(src, "--%s expects a non-negative whole number, got '%s': it is not whole", o->name, value);
+        break;
+    case NUM_NONFINITE:
+        cli_errorf(src, "--%s expects a non-negative whole number, got '%s': it is not finite", o->name, value);
+        break;
+    case NUM_TOO_LARGE:
+        cli_errorf(src, "--%s is out of range: '%s' is larger than %" PRIu64 ", the most it takes", o->name, value, max);
+        break;
+    default: cli_errorf(src, "--%s expects a non-negative whole number, got '%s'", o->name, value);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+static int real_error(const cli_opt *o, const char *value, const char *src, num_status st, const char *junk) {
+    const char *type = o->type == CLI_FLOAT ? "float" : "double";
+    double lim = o->type == CLI_FLOAT ? FLT_MAX : DBL_MAX;
+    switch (st) {
+    case NUM_NONFINITE: cli_errorf(src, "--%s expects a finite number, got '%s'", o->name, value); break;
+    case NUM_TOO_LARGE:
+        cli_errorf(src, "--%s is out of range: '%s' is beyond the largest %s (%.4g)", o->name, value, type, lim);
+        break;
+    case NUM_TOO_SMALL:
+        cli_errorf(src, "--%s is out of range: '%s' is too close to zero for a %s (it would be 0)", o->name, value, type);
+        break;
+    default:
+        if (junk) cli_errorf(src, "--%s expects a number, got '%s' (unexpected '%s' after the number)", o->name, value, junk);
+        else cli_errorf(src, "--%s expects a number, got '%s'", o->name, value);
+    }
+    return CLI_EXIT_USAGE;
 }
 
 int cli_set(const cli_opt *o, const char *value, const char *src) {
     uint64_t u;
-    char *end;
     switch (o->type) {
     case CLI_SIZE:
     case CLI_U64:
-    case CLI_INT:
-        if (parse_count(value, &u) != 0 || (o->type == CLI_INT && u > 0x7fffffff)) {
-            cli_errorf(src, "--%s expects a non-negative whole number, got '%s'", o->name, value);
-            return CLI_EXIT_USAGE;
-        }
+    case CLI_INT: {
+        uint64_t max = o->type == CLI_INT ? (uint64_t)INT_MAX : o->type == CLI_SIZE ? (uint64_t)SIZE_MAX : UINT64_MAX;
+        num_status st = parse_count(value, max, &u);
+        if (st != NUM_OK) return count_error(o, value, src, st, max);
         if (o->type == CLI_SIZE) *(size_t *)o->target = (size_t)u;
         else if (o->type == CLI_U64) *(uint64_t *)o->target = u;
         else *(int *)o->target = (int)u;
         return 0;
+    }
     case CLI_FLOAT:
     case CLI_DOUBLE: {
-        errno = 0;
-        double v = strtod(value, &end);
-        if (errno || end == value || *end || !isfinite(v)) {
-            cli_errorf(src, "--%s expects a number, got '%s'", o->name, value);
-            return CLI_EXIT_USAGE;
-        }
+        double v;
+        const char *junk;
+        num_status st = parse_real(value, o->type == CLI_FLOAT, &v, &junk);
+        if (st != NUM_OK) return real_error(o, value, src, st, junk);
         if (o->type == CLI_FLOAT) *(float *)o->target = (float)v;
         else *(double *)o->target = v;
         return 0;

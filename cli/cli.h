@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/fileutil.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
@@ -67,9 +68,19 @@ struct data_tokenizer;
 int cli_load_model(const char *model_path, const char *tok_path, struct data_llama **m,
                    struct data_tokenizer **t);
 
-/* SIGINT/SIGTERM set this; long commands checkpoint and stop. */
+/* Every command: temporary files are removed at exit and when SIGINT,
+ * SIGTERM or SIGHUP ends the process (main calls this first). */
+void cli_install_cleanup(void);
+/* SIGINT/SIGTERM set this instead; long commands checkpoint and stop. A
+ * second one ends the process as cli_install_cleanup's handler does. */
 extern volatile sig_atomic_t cli_interrupted;
 void cli_install_signals(void);
+
+/* Checks every path a command declared (fileutil.h: inputs readable, outputs
+ * creatable, no output on an input or on another output), printing the one
+ * error line; then removes stale temporary files of the outputs, with a note.
+ * Returns 0, CLI_EXIT_USAGE or CLI_EXIT_ERROR. */
+int cli_check_paths(const sae_paths *ps);
 int cli_default_threads(void);
 
 int cmd_synth(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "common/gemm.h"
 #include "data/actfile.h"
 #include "data/capture.h"
@@ -82,6 +83,12 @@ int cmd_capture(int argc, char **argv) {
         cli_errorf("capture", "--threads and --batch must be positive");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--model", model, SAE_PATH_IN);
+    sae_paths_add(&ps, "--tokenizer", tok, SAE_PATH_IN);
+    sae_paths_add(&ps, "--corpus", p.corpus_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--out", out, SAE_PATH_OUT);
+    if ((rc = cli_check_paths(&ps))) return rc;
     p.layer = layer;
     p.site = (data_site)site;
     p.float16 = dtype == 1;

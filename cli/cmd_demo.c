@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "data/synth.h"
+#include "common/fileutil.h"
 #include "common/gemm.h"
 #include "sae/io.h"
 #include "train/train.h"
@@ -65,6 +66,13 @@ int cmd_demo(int argc, char **argv) {
     snprintf(heldout, sizeof heldout, "%s/synth_heldout.h5", dir);
     snprintf(sae_path, sizeof sae_path, "%s/sae.h5", dir);
     snprintf(log, sizeof log, "%s/metrics.jsonl", dir);
+    /* fixed names, but links already in the folder could still join them */
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--out-dir (synth.h5)", data, SAE_PATH_OUT);
+    sae_paths_add(&ps, "--out-dir (synth_heldout.h5)", heldout, SAE_PATH_OUT);
+    sae_paths_add(&ps, "--out-dir (sae.h5)", sae_path, SAE_PATH_OUT);
+    sae_paths_add(&ps, "--out-dir (metrics.jsonl)", log, SAE_PATH_OUT);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     fprintf(stderr, "sae demo: 1/3 synthesizing %zu rows (d=%zu, %zu planted features)\n", sp.n, sp.d,
             sp.features);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "common/mem.h"
 #include "common/gemm.h"
 #include "data/h5.h"
@@ -71,6 +72,12 @@ int cmd_features(int argc, char **argv) {
         cli_errorf("features", "--top must be in 1..100000, --batch and --threads positive");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    sae_paths_add(&ps, "--out", out, SAE_PATH_OUT);
+    sae_paths_add(&ps, "--json", json, SAE_PATH_OUT);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_set_threads(threads);
     sae_error err = {0};
     sae_model m;
@@ -225,6 +232,10 @@ int cmd_show(int argc, char **argv) {
         cli_errorf("show", "expects a features file and --feature N (try 'sae show --help')");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN);
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     feat_dict *fd;
     if (feat_read(&fd, pos[0], &err) < 0) {
@@ -349,6 +360,11 @@ int cmd_search(int argc, char **argv) {
         cli_errorf("search", "--batch and --threads must be positive");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    sae_paths_add(&ps, "--features", features, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_set_threads(threads);
     sae_error err = {0};
     sae_model m;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "common/mem.h"
 #include "common/gemm.h"
 #include "common/rng.h"
@@ -73,6 +74,10 @@ int cmd_generate(int argc, char **argv) {
         cli_errorf("generate", "--temperature must be >= 0 and --threads >= 1");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--model", model, SAE_PATH_IN);
+    sae_paths_add(&ps, "--tokenizer", tok, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_set_threads(threads);
     data_llama *m = NULL;
     data_tokenizer *t = NULL;
@@ -146,6 +151,9 @@ int cmd_tokenize(int argc, char **argv) {
         cli_errorf("tokenize", "TEXT is not valid UTF-8 at byte %zu", bad);
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--tokenizer", tok, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     data_tokenizer *t;
     if (data_tokenizer_load(&t, tok, 0, &err) < 0) {

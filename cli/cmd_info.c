@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "data/actfile.h"
 #include "data/h5.h"
 #include "features/feat.h"
@@ -109,6 +110,9 @@ int cmd_info(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     const char *path = pos[0];
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "FILE", path, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     int64_t h;
     data_h5_lock();

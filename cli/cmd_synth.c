@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "data/actfile.h"
 #include "data/synth.h"
+#include "common/fileutil.h"
 #include "common/gemm.h"
 
 
@@ -46,6 +47,9 @@ int cmd_synth(int argc, char **argv) {
         cli_errorf("synth", "--noise and --alpha must be >= 0, --token-noise in [0, 1]");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--out", out, SAE_PATH_OUT);
+    if ((rc = cli_check_paths(&ps))) return rc;
     p.float16 = dtype == 1;
     sae_set_threads(threads);
     sae_error err = {0};

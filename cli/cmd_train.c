@@ -27,7 +27,7 @@ static int check_writable(const char *out) {
         return CLI_EXIT_ERROR;
     }
     fclose(f);
-    remove(tmp);
+    sae_tmp_discard(tmp);
     return 0;
 }
 
@@ -196,11 +196,14 @@ int cmd_train(int argc, char **argv) {
         return CLI_EXIT_ERROR;
     }
 
-    struct stat sd, so;
-    if (stat(data, &sd) == 0 && stat(out, &so) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {
-        cli_errorf(out, "--out is the --data file; training would overwrite its input");
-        return CLI_EXIT_USAGE;
-    }
+    /* --resume reads the checkpoint at --out, if there is one yet, and rewrites it */
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    sae_paths_add(&ps, "--config", config, SAE_PATH_IN);
+    sae_paths_add(&ps, "--out", out, resume && sae_file_exists(out) ? SAE_PATH_INOUT : SAE_PATH_OUT);
+    sae_paths_add(&ps, "--log", log, SAE_PATH_OUT);
+    if ((rc = cli_check_paths(&ps))) return rc;
+    struct stat so;
     sae_error err = {0};
     data_actfile *f = NULL;
     if (data_actfile_open(&f, data, &err) < 0) {
@@ -220,7 +223,6 @@ int cmd_train(int argc, char **argv) {
     /* only now, so that bad input still gets exactly one error line */
     if (!resume && stat(out, &so) == 0)
         cli_warn("%s exists and will be replaced when training ends (--resume continues it instead)", out);
-    sae_remove_stale_tmp(out); /* a run killed mid-checkpoint left its temporary file */
     cli_progress pr;
     if ((rc = cli_progress_init(&pr, log, resume))) {
         data_actfile_close(f);

@@ -48,6 +48,8 @@ static const command *find(const char *name) {
 int main(int argc, char **argv) {
     /* a write past RLIMIT_FSIZE must fail with EFBIG and be reported, not kill us */
     signal(SIGXFSZ, SIG_IGN);
+    /* no exit path, a signal included, leaves a temporary output file */
+    cli_install_cleanup();
     /* cJSON allocates through the one allocator too (failure injection, accounting) */
     cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = sae_malloc, .free_fn = sae_free});
     if (argc < 2) {

@@ -32,7 +32,10 @@ static void trim_log(cli_progress *pr, uint64_t start_step) {
     char tmp[4200];
     if (sae_tmp_path(tmp, sizeof tmp, pr->log_path, NULL) < 0) return;
     FILE *out = fopen(tmp, "w");
-    if (!out) return;
+    if (!out) {
+        sae_tmp_discard(tmp);
+        return;
+    }
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, pr->log) > 0) {
@@ -43,9 +46,12 @@ static void trim_log(cli_progress *pr, uint64_t start_step) {
         if (keep) fputs(line, out);
     }
     sae_free(line);
-    fclose(out);
+    int bad = ferror(out);
+    bad |= fclose(out) != 0;
     fclose(pr->log);
-    rename(tmp, pr->log_path);
+    /* the trimmed copy replaces the log only if it was written whole */
+    if (bad) sae_tmp_discard(tmp);
+    else sae_commit_file(tmp, pr->log_path, NULL);
     pr->log = fopen(pr->log_path, "a");
 }
 
