@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "common/gemm.h"
 #include "common/mem.h"
 #include "data/actfile.h"
@@ -22,6 +23,13 @@ static void join_args(char *buf, size_t cap, int argc, char **argv) {
 static int fail(sae_error *err) {
     cli_error(err);
     return err->code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
+}
+
+/* A figure's inputs (declared by the caller), its font and its PNG. */
+static int check_paths(sae_paths *ps, const viz_render_opts *ro, const char *out) {
+    sae_paths_add(ps, "--font", ro->font, SAE_PATH_IN);
+    sae_paths_add(ps, "--out", out, SAE_PATH_OUT);
+    return cli_check_paths(ps);
 }
 
 /* unit-norm rows of W (n, d) into out */
@@ -107,6 +115,12 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
         cli_errorf("viz align", "--a, --b and --out are required, --n positive");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--a", a, SAE_PATH_IN);
+    sae_paths_add(&ps, "--b", b, SAE_PATH_IN);
+    sae_paths_add(&ps, "--features-a", fa, SAE_PATH_IN);
+    sae_paths_add(&ps, "--features-b", fb, SAE_PATH_IN);
+    if ((rc = check_paths(&ps, ro, out))) return rc;
     sae_error err = {0};
     float *A = NULL, *B = NULL;
     size_t na, nb, da, db;
@@ -332,10 +346,19 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
-    if (!sae_path || !data || !out || doc == (size_t)-1 || (text_mode && feature == (size_t)-1) || len == 0) {
+    if (!sae_path || !data || !out || doc == (size_t)-1 || (text_mode && feature == (size_t)-1)) {
         cli_errorf(name, "--sae, --data, --doc%s and --out are required", text_mode ? ", --feature" : "");
         return CLI_EXIT_USAGE;
     }
+    if (len == 0 || top == 0) {
+        cli_errorf(name, "%s must be at least 1", len == 0 ? "--len" : "--top");
+        return CLI_EXIT_USAGE;
+    }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    sae_paths_add(&ps, "--features-file", ff, SAE_PATH_IN);
+    if ((rc = check_paths(&ps, ro, out))) return rc;
     sae_error err = {0};
     doc_ctx dc;
     if ((rc = open_doc(&dc, sae_path, data, doc, &err)) < 0) {
@@ -467,6 +490,9 @@ static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
         cli_errorf("viz curves", "--log and --out are required");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--log", log, SAE_PATH_IN);
+    if ((rc = check_paths(&ps, ro, out))) return rc;
     FILE *f = fopen(log, "r");
     if (!f) {
         cli_errorf(log, "cannot open the metrics log");
@@ -535,6 +561,9 @@ static int viz_density(int argc, char **argv, const viz_render_opts *ro) {
         cli_errorf("viz density", "--features and --out are required");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--features", features, SAE_PATH_IN);
+    if ((rc = check_paths(&ps, ro, out))) return rc;
     sae_error err = {0};
     feat_dict *fd;
     if (feat_read(&fd, features, &err) < 0) return fail(&err);
