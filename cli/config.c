@@ -1,18 +1,19 @@
-/* cli/config.c: INI config files (parsed by inih) applied through the same
+/* cli/config.c: INI config files (common/ini.h) applied through the same
  * option table as the flags, so a key means exactly what its flag means. */
-#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
+#include "common/ini.h"
 #include "common/mem.h"
 
 typedef struct {
-    const char *cmd, *path;
+    const char *cmd;
     const cli_opt *opts;
     size_t n_opts;
-    char msg[512];
-    int rc;
+    size_t *set_on; /* per option: the line that set it in this file, 0 = none */
+    int rc;         /* a CLI exit code when cli_set already printed the error */
 } cfg_ctx;
 
 /* String values outlive the parse (options point at them until the command
@@ -29,7 +30,7 @@ static void free_kept(void) {
 static const char *keep_string(const char *value) {
     if (n_kept == cap_kept) {
         size_t cap = cap_kept ? 2 * cap_kept : 16;
-        char **k = sae_realloc(kept, cap * sizeof *k);
+        char **k = sae_realloc_n(kept, cap, sizeof *k);
         if (!k) return NULL;
         if (!kept) atexit(free_kept);
         kept = k, cap_kept = cap;
@@ -39,77 +40,72 @@ static const char *keep_string(const char *value) {
     return s;
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value) {
-    cfg_ctx *c = user;
-    if (c->rc || c->msg[0]) return 0; /* report only the first problem */
-    if (section[0] && strcmp(section, c->cmd) != 0) {
-        snprintf(c->msg, sizeof c->msg, "section [%s] does not apply to 'sae %s' (use [%s])",
-                 section, c->cmd, c->cmd);
-        return 0;
-    }
-    char key[128];
-    snprintf(key, sizeof key, "%s", name);
-    for (char *p = key; *p; p++)
-        if (*p == '_') *p = '-';
-    for (size_t i = 0; i < c->n_opts; i++) {
-        const cli_opt *o = &c->opts[i];
-        if (strcmp(o->name, key) != 0) continue;
-        if (!o->in_config) {
-            snprintf(c->msg, sizeof c->msg, "'%s' cannot be set in a config file", name);
-            return 0;
-        }
-        /* inih hands out a buffer it reuses: keep strings alive */
-        const char *v = o->type == CLI_STR ? keep_string(value) : value;
-        if (!v) {
-            snprintf(c->msg, sizeof c->msg, "out of memory");
-            return 0;
-        }
-        if (o->type == CLI_TRUE || o->type == CLI_FALSE) {
-            int on = strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0;
-            int off = strcmp(value, "false") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0;
-            if (!on && !off) {
-                snprintf(c->msg, sizeof c->msg, "'%s' expects true or false, got '%s'", name, value);
-                return 0;
-            }
-            *(int *)o->target = o->type == CLI_TRUE ? on : off;
-            return 1;
-        }
-        char src[600];
-        snprintf(src, sizeof src, "%s", c->path);
-        c->rc = cli_set(o, v, src);
-        if (c->rc) {
-            c->msg[0] = 0; /* cli_set printed the error */
-            return 0;
-        }
-        return 1;
-    }
-    snprintf(c->msg, sizeof c->msg, "unknown key '%s' (keys are the long flags of 'sae %s', "
-             "see 'sae %s --help')", name, c->cmd, c->cmd);
+/* A config key is its flag's name with '_' for '-'; either spelling works. */
+static int key_is(const char *flag, const char *key) {
+    for (; *flag && *key; flag++, key++)
+        if (*flag != *key && !(*flag == '-' && *key == '_')) return 0;
+    return !*flag && !*key;
+}
+
+static int set_bool(const cli_opt *o, const sae_ini_entry *e, sae_error *err) {
+    const char *v = e->value;
+    int on = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
+    int off = !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no");
+    if (!on && !off)
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' expects true or false, got '%s'", e->key, v);
+    *(int *)o->target = o->type == CLI_TRUE ? on : off;
     return 0;
 }
 
+static int apply(cfg_ctx *c, size_t i, const sae_ini_entry *e, sae_error *err) {
+    const cli_opt *o = &c->opts[i];
+    if (!o->in_config)
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' cannot be set in a config file", e->key);
+    if (c->set_on[i])
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' is already set on line %zu (--%s)", e->key,
+                             c->set_on[i], o->name);
+    c->set_on[i] = e->line;
+    if (o->type == CLI_TRUE || o->type == CLI_FALSE) return set_bool(o, e, err);
+    const char *v = o->type == CLI_STR ? keep_string(e->value) : e->value;
+    if (!v) return sae_ini_error(err, SAE_ERR_NOMEM, e, "out of memory");
+    char src[sizeof err->subject];
+    snprintf(src, sizeof src, "%s:%zu", e->name, e->line);
+    c->rc = cli_set(o, v, src);
+    return c->rc ? SAE_ERR_ARG : 0; /* cli_set printed the error */
+}
+
+static int on_entry(void *user, const sae_ini_entry *e, sae_error *err) {
+    cfg_ctx *c = user;
+    if (e->section[0] && strcmp(e->section, c->cmd) != 0) {
+        sae_ini_entry at = *e; /* the error is the [section] line, not its first key */
+        at.line = e->section_line;
+        return sae_ini_error(err, SAE_ERR_ARG, &at, "section [%s] does not apply to 'sae %s' (use [%s])",
+                             e->section, c->cmd, c->cmd);
+    }
+    for (size_t i = 0; i < c->n_opts; i++)
+        if (key_is(c->opts[i].name, e->key)) return apply(c, i, e, err);
+    return sae_ini_error(err, SAE_ERR_ARG, e,
+                         "unknown key '%s' (keys are the long flags of 'sae %s', see 'sae %s --help')",
+                         e->key, c->cmd, c->cmd);
+}
+
 int cli_config_load(const char *path, const char *cmd, const cli_opt *opts, size_t n_opts) {
-    cfg_ctx c = {.cmd = cmd, .path = path, .opts = opts, .n_opts = n_opts};
-    int rc = ini_parse(path, handler, &c);
-    if (rc == -1) {
-        cli_errorf(path, "cannot open config file");
+    sae_error err = {0};
+    if (sae_check_input_file(path, "--config", &err) != 0) {
+        /* the path itself: empty, missing, a directory, unreadable */
+        cli_errorf(err.subject, "cannot open config file: %s", err.msg);
         return CLI_EXIT_USAGE;
     }
-    if (rc == -2) {
+    cfg_ctx c = {.cmd = cmd, .opts = opts, .n_opts = n_opts};
+    c.set_on = sae_calloc_n(n_opts ? n_opts : 1, sizeof *c.set_on);
+    if (!c.set_on) {
         cli_errorf(path, "out of memory reading config file");
         return CLI_EXIT_ERROR;
     }
-    if (rc > 0) {
-        if (c.msg[0]) {
-            char subj[600];
-            snprintf(subj, sizeof subj, "%s:%d", path, rc);
-            cli_errorf(subj, "%s", c.msg);
-        } else if (!c.rc) {
-            char subj[600];
-            snprintf(subj, sizeof subj, "%s:%d", path, rc);
-            cli_errorf(subj, "syntax error (expected 'key = value' or '[section]')");
-        }
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
+    int rc = sae_ini_parse_file(path, on_entry, &c, &err);
+    sae_free(c.set_on);
+    if (rc == 0) return 0;
+    if (c.rc) return c.rc; /* cli_set printed it */
+    cli_error(&err);
+    return rc == SAE_ERR_NOMEM || rc == SAE_ERR_IO ? CLI_EXIT_ERROR : CLI_EXIT_USAGE;
 }
