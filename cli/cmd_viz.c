@@ -66,6 +66,12 @@ static int load_dict(const char *path, float **rows, size_t *n, size_t *d, int *
         *rows = sae_malloc(*n * *d * sizeof(float));
         int rc = *rows ? data_actfile_read_truth(f, *rows, err) : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
         data_actfile_close(f);
+        /* a NaN row's cosines are all NaN, and fmaxf skips NaN: the mean best
+         * match came out as its -2 sentinel */
+        for (size_t i = 0; rc == SAE_OK && i < *n * *d; i++)
+            if (!isfinite((*rows)[i]))
+                rc = sae_error_set(err, SAE_ERR_NONFINITE, path, "/truth/features holds NaN or Inf (row %zu)",
+                                   i / *d);
         return rc;
     }
     *err = e1;
@@ -493,48 +499,13 @@ static int viz_curves(int argc, char **argv, const viz_render_opts *ro) {
     sae_paths ps = {0};
     sae_paths_add(&ps, "--log", log, SAE_PATH_IN);
     if ((rc = check_paths(&ps, ro, out))) return rc;
-    FILE *f = fopen(log, "r");
-    if (!f) {
-        cli_errorf(log, "cannot open the metrics log");
-        return CLI_EXIT_ERROR;
-    }
-    size_t n = 0, cap = 1024, line_no = 0;
-    double *x = sae_malloc(cap * 8), *fvu = sae_malloc(cap * 8), *l0 = sae_malloc(cap * 8), *dead = sae_malloc(cap * 8);
-    char *line = NULL;
-    size_t lcap = 0;
-    while (getline(&line, &lcap, f) > 0) {
-        line_no++;
-        cJSON *j = cJSON_Parse(line);
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokens"), *fv = cJSON_GetObjectItemCaseSensitive(j, "fvu");
-        cJSON *lz = cJSON_GetObjectItemCaseSensitive(j, "l0"), *dd = cJSON_GetObjectItemCaseSensitive(j, "dead_frac");
-        if (!cJSON_IsNumber(t) || !cJSON_IsNumber(fv) || !cJSON_IsNumber(lz) || !cJSON_IsNumber(dd)) {
-            cJSON_Delete(j);
-            fclose(f), sae_free(line), sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
-            cli_errorf(log, "line %zu is not a metrics object with tokens, fvu, l0 and dead_frac", line_no);
-            return CLI_EXIT_ERROR;
-        }
-        if (n == cap) {
-            cap *= 2;
-            x = sae_realloc(x, cap * 8), fvu = sae_realloc(fvu, cap * 8), l0 = sae_realloc(l0, cap * 8), dead = sae_realloc(dead, cap * 8);
-        }
-        x[n] = t->valuedouble, fvu[n] = fv->valuedouble, l0[n] = lz->valuedouble, dead[n] = dd->valuedouble, n++;
-        cJSON_Delete(j);
-    }
-    fclose(f), sae_free(line);
-    if (n == 0) {
-        sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
-        cli_errorf(log, "no metrics in the log");
-        return CLI_EXIT_ERROR;
-    }
-    viz_series s_fvu = {"fvu", x, fvu, n}, s_l0 = {"l0", x, l0, n}, s_dead = {"dead", x, dead, n};
-    viz_panel panels[3] = {{"FVU", &s_fvu, 1, 1, 1}, {"L0 (active latents)", &s_l0, 1, 1, 0},
-                           {"dead fraction", &s_dead, 1, 1, 0}};
+    sae_error err = {0};
+    viz_train_log tl;
+    if ((rc = viz_train_log_read(&tl, log, &err)) < 0) return fail(&err);
     char title[512];
     snprintf(title, sizeof title, "Training curves: %s", log);
-    viz_lines l = {.title = title, .x_title = "tokens", .panels = panels, .n_panels = 3};
-    sae_error err = {0};
-    rc = viz_render_lines(&l, out, ro, &err);
-    sae_free(x), sae_free(fvu), sae_free(l0), sae_free(dead);
+    rc = viz_render_curves(&tl, title, out, ro, &err);
+    viz_train_log_free(&tl);
     if (rc < 0) return fail(&err);
     fprintf(stderr, "sae viz: wrote %s\n", out);
     return CLI_EXIT_OK;

@@ -104,11 +104,20 @@ static void blend(viz_canvas *c, int x, int y, viz_rgb col, double a) {
     p[2] = (uint8_t)lround(p[2] + (col.b - p[2]) * a);
 }
 
+/* A pixel coordinate clamped to [-1, limit + 1]: drawing loops then run over
+ * the canvas at most, whatever the input (NaN and +-Inf included), and no
+ * conversion to an integer can overflow. */
+static double clampc(double v, int limit) {
+    if (!(v > -1.0)) return -1.0; /* NaN lands here too */
+    return v < limit + 1.0 ? v : limit + 1.0;
+}
+
 void viz_fill_rect(viz_canvas *c, double x, double y, double w, double h, viz_rgb col) {
     /* fills snap to whole pixels: adjacent cells and colour-bar steps tile
      * exactly, with no seams of background between them */
-    long x0 = lround(x * c->scale), y0 = lround(y * c->scale);
-    long x1 = lround((x + w) * c->scale), y1 = lround((y + h) * c->scale);
+    if (!(isfinite(x) && isfinite(y) && isfinite(w) && isfinite(h))) return;
+    long x0 = lround(clampc(x * c->scale, c->w)), y0 = lround(clampc(y * c->scale, c->h));
+    long x1 = lround(clampc((x + w) * c->scale, c->w)), y1 = lround(clampc((y + h) * c->scale, c->h));
     if (x1 == x0 && w > 0) x1 = x0 + 1;
     if (y1 == y0 && h > 0) y1 = y0 + 1;
     for (long py = y0; py < y1; py++)
@@ -119,7 +128,8 @@ double viz_scale(const viz_canvas *c) { return c->scale; }
 
 /* anti-aliased rectangle: exact pixel coverage at the edges, for thin rules */
 static void rect_aa(viz_canvas *c, double x, double y, double w, double h, viz_rgb col) {
-    double x0 = x * c->scale, y0 = y * c->scale, x1 = (x + w) * c->scale, y1 = (y + h) * c->scale;
+    double x0 = clampc(x * c->scale, c->w), y0 = clampc(y * c->scale, c->h);
+    double x1 = clampc((x + w) * c->scale, c->w), y1 = clampc((y + h) * c->scale, c->h);
     for (int py = (int)floor(y0); py < (int)ceil(y1); py++) {
         double cy = fmin(py + 1, y1) - fmax(py, y0);
         for (int px = (int)floor(x0); px < (int)ceil(x1); px++) {
@@ -129,7 +139,34 @@ static void rect_aa(viz_canvas *c, double x, double y, double w, double h, viz_r
     }
 }
 
+/* Liang-Barsky: clips the segment (x0,y0)-(x1,y1) to [lo, hi] in x and y
+ * (points); 0 when nothing of it is inside. */
+static int clip_segment(double *x0, double *y0, double *x1, double *y1, double xlo, double xhi, double ylo,
+                        double yhi) {
+    double dx = *x1 - *x0, dy = *y1 - *y0, t0 = 0.0, t1 = 1.0;
+    double p[4] = {-dx, dx, -dy, dy}, q[4] = {*x0 - xlo, xhi - *x0, *y0 - ylo, yhi - *y0};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0.0) {
+            if (q[i] < 0.0) return 0;
+            continue;
+        }
+        double t = q[i] / p[i];
+        if (p[i] < 0.0) t0 = t > t0 ? t : t0;
+        else t1 = t < t1 ? t : t1;
+    }
+    if (!(t0 <= t1)) return 0;
+    double ax = *x0 + t0 * dx, ay = *y0 + t0 * dy, bx = *x0 + t1 * dx, by = *y0 + t1 * dy;
+    *x0 = ax, *y0 = ay, *x1 = bx, *y1 = by;
+    return isfinite(ax) && isfinite(ay) && isfinite(bx) && isfinite(by);
+}
+
 void viz_line(viz_canvas *c, double x0, double y0, double x1, double y1, double width, viz_rgb col) {
+    /* Clipped to the canvas (plus the line's width) first, so the loops below
+     * cover at most the canvas whatever the coordinates: an unclipped
+     * log10(0) = -Inf once reached this rasteriser and hung it. */
+    if (!(isfinite(x0) && isfinite(y0) && isfinite(x1) && isfinite(y1) && isfinite(width) && width > 0)) return;
+    double m = width + 2.0, W = c->w / c->scale, H = c->h / c->scale;
+    if (!clip_segment(&x0, &y0, &x1, &y1, -m, W + m, -m, H + m)) return;
     if (x0 == x1 || y0 == y1) { /* axis-aligned: a rectangle */
         double hw = width / 2;
         if (y0 == y1) rect_aa(c, fmin(x0, x1), y0 - hw, fabs(x1 - x0), width, col);
@@ -139,8 +176,9 @@ void viz_line(viz_canvas *c, double x0, double y0, double x1, double y1, double 
     /* general: coverage from the distance to the segment, 4x4 supersampled */
     double s = c->scale, ax = x0 * s, ay = y0 * s, bx = x1 * s, by = y1 * s, hw = width * s / 2;
     double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
-    int minx = (int)floor(fmin(ax, bx) - hw - 1), maxx = (int)ceil(fmax(ax, bx) + hw + 1);
-    int miny = (int)floor(fmin(ay, by) - hw - 1), maxy = (int)ceil(fmax(ay, by) + hw + 1);
+    if (len2 == 0.0) return;
+    int minx = (int)floor(clampc(fmin(ax, bx) - hw - 1, c->w)), maxx = (int)ceil(clampc(fmax(ax, bx) + hw + 1, c->w));
+    int miny = (int)floor(clampc(fmin(ay, by) - hw - 1, c->h)), maxy = (int)ceil(clampc(fmax(ay, by) + hw + 1, c->h));
     for (int py = miny; py <= maxy; py++)
         for (int px = minx; px <= maxx; px++) {
             int in = 0;

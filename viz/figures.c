@@ -114,6 +114,24 @@ int viz_render_heatmap(const viz_heatmap *h, const char *path, const viz_render_
 /* --- line panels ------------------------------------------------------------------ */
 static double tx(double v, int logx) { return logx ? log10(v) : v; }
 
+/* A point an axis can show: finite, positive on a log axis, and not so large
+ * that spans between points overflow. */
+static int plottable(double v, int logx) { return isfinite(v) && fabs(v) <= 1e300 && (!logx || v > 0); }
+
+/* Makes [*lo, *hi] a finite range wide enough for ticks to advance: no data
+ * gives [0, 1] (one decade on a log axis), a constant series a band around
+ * it, or the foot of [0, 1] when it is 0 on a linear axis. */
+static void fix_range(double *lo, double *hi, int logx) {
+    if (!(*lo <= *hi)) *lo = 0, *hi = 1; /* no plottable point */
+    if (!(*hi - *lo > 1e-9 * fmax(fabs(*lo), fabs(*hi)))) {
+        if (!logx && *lo == 0) *hi = 1;
+        else {
+            double h = fabs(*lo) * 0.1 + (*lo == 0);
+            *lo -= h, *hi += h;
+        }
+    }
+}
+
 int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts *o, sae_error *err) {
     const double pw = 520, ph = 150, left = 70, right = 24, gap = 26;
     double top = 16 + (l->title ? TITLE_PT + 12 : 0);
@@ -129,25 +147,24 @@ int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts
         for (size_t s = 0; s < pn->n_series; s++)
             for (size_t i = 0; i < pn->series[s].n; i++) {
                 double x = pn->series[s].x[i], y = pn->series[s].y[i];
-                if ((pn->log_x && !(x > 0)) || (pn->log_y && !(y > 0)) || !isfinite(x) || !isfinite(y)) continue;
+                if (!plottable(x, pn->log_x) || !plottable(y, pn->log_y)) continue;
                 xmin = fmin(xmin, tx(x, pn->log_x)), xmax = fmax(xmax, tx(x, pn->log_x));
                 ymin = fmin(ymin, tx(y, pn->log_y)), ymax = fmax(ymax, tx(y, pn->log_y));
             }
-        if (!(xmax > xmin)) xmax = xmin + 1;
-        if (!(ymax > ymin)) { /* a constant series: mid-panel, or at the foot of [0, 1] when 0 */
-            if (!pn->log_y && ymin == 0) ymax = 1;
-            else {
-                double h = fabs(ymin) * 0.1 + (ymin == 0);
-                ymin -= h, ymax += h;
-            }
-        }
+        if (!(xmax >= xmin)) xmin = 0, xmax = 1;
+        else if (!(xmax > xmin)) xmax = xmin + 1;
+        if (!(xmax - xmin > 1e-9 * fmax(fabs(xmin), fabs(xmax)))) fix_range(&xmin, &xmax, pn->log_x);
+        fix_range(&ymin, &ymax, pn->log_y);
         if (!pn->log_y && ymin > 0 && ymin < 0.5 * ymax) ymin = 0; /* start linear axes at 0 when close */
         double pad = (ymax - ymin) * 0.05;
         ymin -= pn->log_y ? 0 : (ymin == 0 ? 0 : pad), ymax += pad;
         viz_fill_rect(c, left, y0, pw, ph, (viz_rgb){0xfa, 0xfa, 0xfa});
         /* grid and ticks */
         double xs = pn->log_x ? 1 : nice_step(xmax - xmin, 6), ys = pn->log_y ? 1 : nice_step(ymax - ymin, 4);
-        for (double v = ceil(xmin / xs) * xs; v <= xmax + 1e-9; v += xs) {
+        /* ticks by index, at most 64: a step too small to advance v cannot loop */
+        for (int k = 0; k < 64; k++) {
+            double v = ceil(xmin / xs) * xs + k * xs;
+            if (!(v <= xmax + 1e-9)) break;
             double x = left + pw * (v - xmin) / (xmax - xmin);
             viz_line(c, x, y0, x, y0 + ph, 0.4, VIZ_LIGHT);
             if (p + 1 == l->n_panels) {
@@ -165,14 +182,19 @@ int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts
                 const double *mant = pass ? M19 : M125;
                 size_t nm = pass ? 9 : 3;
                 nyt = 0;
-                for (int e = (int)floor(ymin); e <= (int)ceil(ymax) && nyt < 64; e++)
+                /* |ymin|, |ymax| <= 301 (log10 of plottable values) */
+                for (double e = floor(ymin); e <= ceil(ymax) && nyt < 64; e++)
                     for (size_t k = 0; k < nm && nyt < 64; k++) {
                         double lv = log10(mant[k]) + e;
                         if (lv >= ymin - 1e-9 && lv <= ymax + 1e-9) yt[nyt++] = lv;
                     }
             }
         } else {
-            for (double v = ceil(ymin / ys) * ys; v <= ymax + 1e-9 && nyt < 64; v += ys) yt[nyt++] = v;
+            for (int k = 0; k < 64; k++) {
+                double v = ceil(ymin / ys) * ys + k * ys;
+                if (!(v <= ymax + 1e-9)) break;
+                yt[nyt++] = v;
+            }
         }
         for (size_t k = 0; k < nyt; k++) {
             double v = yt[k], y = y0 + ph * (1 - (v - ymin) / (ymax - ymin));
@@ -189,7 +211,7 @@ int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts
             double px = NAN, py = NAN;
             for (size_t i = 0; i < se->n; i++) {
                 double x = se->x[i], y = se->y[i];
-                if ((pn->log_x && !(x > 0)) || (pn->log_y && !(y > 0)) || !isfinite(x) || !isfinite(y)) {
+                if (!plottable(x, pn->log_x) || !plottable(y, pn->log_y)) {
                     px = NAN;
                     continue;
                 }

@@ -125,4 +125,21 @@ int viz_render_lines(const viz_lines *l, const char *path, const viz_render_opts
 int viz_render_bars(const viz_bars *b, const char *path, const viz_render_opts *o, sae_error *err);
 int viz_render_text(const viz_shaded_text *t, const char *path, const viz_render_opts *o, sae_error *err);
 
+/* --- training logs ------------------------------------------------------------------
+ * `sae train --log` writes one JSON object per line; the curves figure needs
+ * its tokens, fvu, l0 and dead_frac. viz_train_log_read takes every non-blank
+ * line (each must be exactly one object with those four numbers; the error
+ * names the file and line) into n-long arrays, values as written. Line panels
+ * skip points a log axis cannot show (<= 0, non-finite), so any log renders. */
+typedef struct viz_train_log {
+    size_t n;
+    double *tokens, *fvu, *l0, *dead_frac;
+} viz_train_log;
+
+int viz_train_log_read(viz_train_log *out, const char *path, sae_error *err);
+void viz_train_log_free(viz_train_log *log);
+/* FVU (log-log), L0 and the dead fraction against tokens, stacked. */
+int viz_render_curves(const viz_train_log *log, const char *title, const char *path, const viz_render_opts *o,
+                      sae_error *err);
+
 #endif
