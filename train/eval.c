@@ -147,6 +147,10 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
         float *truth = sae_alloc(f->n_truth * D * sizeof(float));
         if (!truth) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
         if (rc == SAE_OK) rc = data_actfile_read_truth(f, truth, err);
+        for (size_t i = 0; rc == SAE_OK && i < f->n_truth * D; i++)
+            if (!isfinite(truth[i]))
+                rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path,
+                                   "/truth/features holds NaN or Inf (row %zu): mmcs and mcc are undefined", i / D);
         if (rc == SAE_OK) {
             out->has_truth = 1;
             out->n_truth = f->n_truth;
@@ -154,8 +158,7 @@ int train_eval(sae_model *m, double input_scale, data_actfile *f, uint64_t max_t
                 rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
             if (rc == SAE_OK) rc = train_mcc(truth, f->n_truth, m->p.W_dec, M, D, &out->mcc, err);
             if (rc == SAE_OK && !(isfinite(out->mmcs) && isfinite(out->mcc)))
-                rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path,
-                                   "/truth/features holds NaN or Inf: mmcs and mcc are undefined");
+                rc = sae_error_set(err, SAE_ERR_NONFINITE, f->path, "mmcs or mcc is not finite");
         }
         sae_free(truth);
     }
