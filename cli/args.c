@@ -46,9 +46,13 @@ static void set_handler(int sig, void (*fn)(int)) {
 
 void cli_install_cleanup(void) {
     atexit(sae_tmp_remove_all);
-    set_handler(SIGINT, on_fatal_signal);
-    set_handler(SIGTERM, on_fatal_signal);
-    set_handler(SIGHUP, on_fatal_signal);
+    static const int SIGS[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof SIGS / sizeof SIGS[0]; i++) {
+        struct sigaction old;
+        /* a signal ignored from the start (nohup, a background job's SIGINT) stays ignored */
+        if (sigaction(SIGS[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        set_handler(SIGS[i], on_fatal_signal);
+    }
 }
 
 void cli_install_signals(void) {
