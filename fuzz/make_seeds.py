@@ -39,7 +39,26 @@ def tokenizer_seeds():
     put("fuzz_tokenizer", "small_expected", struct.pack("<H", n) + tok + b"\xffthe")
 
 
+def config_seeds():
+    # the shipped configs (ours), then the cases inih got wrong and the grammar's edges
+    cfg = os.path.join(HERE, "..", "configs")
+    for name in sorted(os.listdir(cfg)):
+        if name.endswith(".ini"):
+            with open(os.path.join(cfg, name), "rb") as f:
+                put("fuzz_config", name, f.read())
+    pad = b"x" * 250
+    put("fuzz_config", "long_comment", b"; " + pad + b" k = 9 " + pad + b"\n[train]\nk = 32\n")
+    put("fuzz_config", "long_value", b"[train]\nout = /" + b"v" * 1000 + b"\nk = 1\n")
+    put("fuzz_config", "bom_crlf", b"\xef\xbb\xbf[train]\r\n  latents = 32 ; M\r\n\r\nk=4\r\n")
+    put("fuzz_config", "quotes", b'a = "x ; y # \\" \\\\ "  # c\nb = a;b#c\nc =\nd = "" ;\n[ s ] ; n\ne = 1 = 2\n')
+    put("fuzz_config", "duplicate", b"[s]\na = 1\n[t]\na = 2\n[s]\n a = 3\n")
+    put("fuzz_config", "continuation", b"lr = 0.1\n   more\n")
+    put("fuzz_config", "stop", b"[x]\nk = 1\nstop = now\nafter = 2\n")
+    put("fuzz_config", "bad_bytes", b"a = 1\nb = 2\rc\nd = \x01\ne = x\x00y\n")
+
+
 def main():
+    config_seeds()
     tokenizer_seeds()
 
 

@@ -370,6 +370,38 @@ static void test_alloc_failures(void **state) {
     free(text);
 }
 
+static void test_sections_and_keys(void **state) {
+    (void)state;
+    record r = {0};
+    sae_error err;
+    /* keys and sections are case-sensitive; an entry knows its section's line */
+    assert_int_equal(parse("k = 1\n\n[s]\nK = 2\nk = 3\n[S]\nk = 4\n", 0, &r, &err), 0);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.section[0], "");
+    assert_string_equal(r.key[1], "K");
+    assert_string_equal(r.section[3], "S");
+    record_free(&r);
+    /* a byte order mark is skipped only at the very start */
+    assert_int_equal(parse("a = 1\n\xEF\xBB\xBF" "b = 2\n", 0, &r, &err), SAE_ERR_FORMAT);
+    assert_string_equal(err.subject, "t.ini:2");
+    record_free(&r);
+}
+
+static int check_section_line(void *user, const sae_ini_entry *e, sae_error *err) {
+    (void)err;
+    size_t *want = user;
+    assert_int_equal(e->section_line, want[e->line]);
+    return 0;
+}
+
+static void test_section_line(void **state) {
+    (void)state;
+    size_t want[8] = {0, 0, 0, 3, 3, 0, 6, 6}; /* by entry line */
+    sae_error err = {0};
+    const char *text = "a = 1\n\n[s]\nb = 2\n\n  [t] ; x\nc = 3\n";
+    assert_int_equal(sae_ini_parse_buffer(text, strlen(text), "t", check_section_line, want, &err), 0);
+}
+
 int main(void) {
     dir = tu_tmpdir();
     const struct CMUnitTest tests[] = {
@@ -387,6 +419,12 @@ int main(void) {
         cmocka_unit_test(test_nul_refused),
         cmocka_unit_test(test_too_large_refused),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_sections_and_keys),
+        cmocka_unit_test(test_section_line),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return 1;
+    return rc;
 }
