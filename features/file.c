@@ -282,8 +282,8 @@ static int check_values(const feat_dict *fd, const char *path, sae_error *err) {
 }
 
 static int read_open(hid_t h, feat_dict **out, const char *path, sae_error *err) {
-    size_t M, N, V;
-    int has_lens;
+    size_t M = 0, N = 0, V = 0;
+    int has_lens = 0;
     int rc = read_layout(h, &M, &N, &has_lens, &V, path, err);
     if (rc < 0) return rc;
     feat_dict *fd = feat__alloc(M, N);
