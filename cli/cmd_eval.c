@@ -46,6 +46,10 @@ int cmd_eval(int argc, char **argv) {
         cli_errorf("eval", "--batch and --threads must be positive");
         return CLI_EXIT_USAGE;
     }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
     sae_set_threads(threads);
     sae_error err = {0};
     sae_model m;
