@@ -39,6 +39,61 @@ def tokenizer_seeds():
     put("fuzz_tokenizer", "small_expected", struct.pack("<H", n) + tok + b"\xffthe")
 
 
+def sae_file_seed(arch, d, m, flags=1 | 2 | 4, threshold_rows=0, widths=()):
+    """fuzz_sae_file's layout (see the harness): arch, d-1, m-1, flags,
+    format_version, then one "as written" byte per attribute, then per tensor
+    a shape byte (1 = right shape, float32, written) and its value bytes."""
+    out = bytes([arch, d - 1, m - 1, flags, 1])
+    out += bytes([0] * 8)  # k, aux_k, aux_coef, input_scale, threshold_lr, target_l0, bandwidth, threshold_init
+    for rows, cols in ((d, m), (m, 0), (m, d), (d, 0)):
+        n = rows * (cols or 1)
+        out += b"\x01" + bytes((0x80 + 3 * i) % 0xFE for i in range(n))
+    out += (b"\x01" + bytes([0x90] * threshold_rows)) if threshold_rows else b"\x00"
+    out += bytes([len(widths)]) + bytes(widths)
+    return out
+
+
+def features_file_seed(M, N, V, lens=False):
+    """fuzz_features_file's layout: M-1, flags, (N-1) | V << 4, then per
+    dataset a shape byte (1 = right shape, written) and its values; ids as
+    bytes whose low 3 bits are 5 pick (byte >> 3) % range."""
+    flags = 1 | 2 | 4 | 8 | (32 if lens else 0)
+    out = bytes([M - 1, flags, (N - 1) | V << 4])
+    def ints(n, rng):
+        return bytes(5 | ((i % min(rng, 31)) << 3) for i in range(n))
+    def floats(n):
+        return bytes(100 + (7 * i) % 120 for i in range(n))
+    for is_float, cols, rng in ((0, 0, 40), (1, 0, 0), (1, 0, 0), (0, 40, 1000), (1, N, 0), (0, N, 50),
+                                (1, 5, 0), (0, 5, 50), (0, 10, V), (0, 10, 9), (0, 10, V), (1, 10, 0)):
+        n = M * (cols or 1)
+        out += b"\x01" + (floats(n) if is_float else ints(n, max(rng, 1)))
+    out += b"\x01" + b"".join(bytes([2, 0x61, 0x62 + j]) for j in range(M))  # labels
+    if lens:
+        for is_float in (0, 0, 1, 1):
+            out += b"\x01" + (floats(M * 10) if is_float else ints(M * 10, V))
+    out += b"".join(bytes([1, 0x41 + j]) for j in range(V))  # vocab
+    return out
+
+
+def model_seeds():
+    put("fuzz_sae_file", "topk", sae_file_seed(0, 4, 8))
+    put("fuzz_sae_file", "relu", sae_file_seed(1, 3, 5))
+    put("fuzz_sae_file", "batchtopk", sae_file_seed(2, 4, 8, flags=1 | 2 | 4 | 16, threshold_rows=1))
+    put("fuzz_sae_file", "jumprelu", sae_file_seed(3, 2, 6, threshold_rows=6))
+    put("fuzz_sae_file", "matryoshka", sae_file_seed(4, 4, 8, flags=1 | 2 | 4 | 16, threshold_rows=1, widths=(4, 1)))
+    # d_model declared as 2^32 (raw 64 bits) over 4-wide datasets
+    huge = bytearray(sae_file_seed(0, 4, 8, flags=1 | 4))
+    huge[5:5] = bytes([3]) + struct.pack("<Q", 1 << 32)
+    put("fuzz_sae_file", "huge_d", bytes(huge))
+    put("fuzz_features_file", "plain", features_file_seed(3, 4, 5))
+    put("fuzz_features_file", "lens", features_file_seed(2, 2, 7, lens=True))
+    put("fuzz_features_file", "no_vocab", features_file_seed(4, 3, 0))
+    line = '{"step":%d,"tokens":%d,"loss":0.5,"mse":0.1,"fvu":%s,"l0":%s,"dead_frac":%s,"lr":0.002}\n'
+    put("fuzz_curves", "log", "".join(line % (i, 256 * i, 1.0 / i, 4, 0) for i in range(1, 9)).encode())
+    put("fuzz_curves", "zeros", (line % (0, 0, 0, 0, 0) + line % (1, 256, 0, 4, 1)).encode())
+    put("fuzz_curves", "huge", (line % (1, 1, "1e308", "-1e308", "1e-320") + line % (2, 2, 1, 2, 0)).encode())
+
+
 def config_seeds():
     # the shipped configs (ours), then the cases inih got wrong and the grammar's edges
     cfg = os.path.join(HERE, "..", "configs")
@@ -59,6 +114,7 @@ def config_seeds():
 
 def main():
     config_seeds()
+    model_seeds()
     tokenizer_seeds()
 
 
