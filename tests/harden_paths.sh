@@ -132,7 +132,11 @@ expect 1 "$T/mk: is a directory, not a file (--sae)" -- "$SAE" features --sae "$
 expect 1 "$T/mk: is a directory, not a file (--out)" -- "$SAE" features --sae "$T/s.h5" --data "$T/d.h5" --out "$T/mk"
 expect 1 "$T/none.h5: No such file or directory (--data)" -- "$SAE" eval --sae "$T/s.h5" --data "$T/none.h5"
 expect 1 "cannot create the output: No such file or directory (folder $T/nodir)" -- "$SAE" synth --out "$T/nodir/o.h5"
-expect 1 "is not a regular file" -- "$SAE" synth --out /dev/null
+# a special file at the output path (renaming over it would replace it; never
+# /dev/null itself: a regression run as root would replace the system's)
+mkfifo "$T/fifo"
+expect 1 "is not a regular file" -- "$SAE" synth --out "$T/fifo"
+[ -p "$T/fifo" ] && ok || bad "synth --out on a FIFO replaced it"
 ls "$T"/o.* >/dev/null 2>&1 && bad "a refused command wrote an output" || ok
 
 # --- numbers and counts name the cause ---------------------------------------------------
