@@ -48,11 +48,17 @@ static int check_ds(hid_t h5, const char *path, const char *name, int rank, H5T_
     if (rank == 2 && d1 && info->dims[1] != d1)
         return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s has width %llu, expected d=%llu", name,
                              (unsigned long long)info->dims[1], (unsigned long long)d1);
-    return SAE_OK;
+    return data_h5_check_stored_name(h5, name, path, err);
 }
 
+/* Offsets start at 0, increase strictly (no empty document) and end at N,
+ * so every document's rows lie within /activations. */
 static int validate_offsets(data_actfile *f, sae_error *err) {
-    int64_t *off = sae_malloc((f->n_docs + 1) * sizeof *off);
+    if (f->n_docs > f->n) /* each document holds at least one row */
+        return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                             "/doc_offsets declares %zu documents but there are only %zu rows",
+                             f->n_docs, f->n);
+    int64_t *off = sae_calloc_n(f->n_docs + 1, sizeof *off);
     if (!off) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     int rc = data_h5_read_i64((hid_t)f->h5, "doc_offsets", off, f->n_docs + 1, f->path, err);
     if (rc == SAE_OK && off[0] != 0)
@@ -73,7 +79,8 @@ static int validate_offsets(data_actfile *f, sae_error *err) {
 
 /* Token ids must index /vocab. Streamed in blocks: N can exceed memory. */
 static int validate_tokens(data_actfile *f, sae_error *err) {
-    if (f->vocab_size == 0) return SAE_OK; /* nothing to check the range against */
+    /* without /vocab only negative ids can be refused: the range is unknown */
+    size_t limit = f->vocab_size ? f->vocab_size : (size_t)INT32_MAX + 1;
     const size_t block = 1u << 20;
     size_t cap = f->n < block ? f->n : block;
     int32_t *tok = sae_malloc(cap * sizeof *tok);
@@ -91,10 +98,13 @@ static int validate_tokens(data_actfile *f, sae_error *err) {
                                data_h5_last_error(h5msg, sizeof h5msg));
         H5Sclose(ms);
         for (size_t i = 0; rc == SAE_OK && i < cnt; i++)
-            if (tok[i] < 0 || (size_t)tok[i] >= f->vocab_size)
-                rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                                   "/tokens[%zu] = %d is outside the vocabulary (V=%zu)", r0 + i,
-                                   tok[i], f->vocab_size);
+            if (tok[i] < 0 || (size_t)tok[i] >= limit)
+                rc = f->vocab_size
+                         ? sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                         "/tokens[%zu] = %d is outside the vocabulary (V=%zu)",
+                                         r0 + i, tok[i], f->vocab_size)
+                         : sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                         "/tokens[%zu] = %d is not a token id", r0 + i, tok[i]);
     }
     H5Sclose(fs);
     H5Dclose(ds);
@@ -121,6 +131,10 @@ static int validate(data_actfile *f, sae_error *err) {
     f->dtype_bytes = (int)ai.size;
     if (f->n == 0 || f->d == 0)
         return sae_error_set(err, SAE_ERR_FORMAT, p, "/activations is empty (%zu x %zu)", f->n, f->d);
+    if ((rc = data_h5_check_stored_name(h5, "activations", p, err)) < 0) return rc;
+    if (f->n > INT64_MAX / 2 || f->d > INT32_MAX) /* offsets are int64, widths index as int */
+        return sae_error_set(err, SAE_ERR_FORMAT, p, "/activations is too large (%zu x %zu)", f->n,
+                             f->d);
     int64_t dm;
     if (data_h5_get_attr_i64(h5, "d_model", &dm) == SAE_OK && dm != (int64_t)f->d)
         return sae_error_set(err, SAE_ERR_FORMAT, p,
@@ -187,15 +201,10 @@ int data_actfile_open(data_actfile **out, const char *path, sae_error *err) {
 
     data_h5_lock();
     int rc = SAE_OK;
-    char h5msg[256];
-    if (H5Fis_hdf5(path) <= 0) {
-        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "not an HDF5 file");
-    } else if ((f->h5 = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open HDF5 file (%s); truncated or damaged?",
-                           data_h5_last_error(h5msg, sizeof h5msg));
-    } else {
-        rc = validate(f, err);
-    }
+    hid_t h = -1;
+    rc = data_h5_open_read(path, &h, err);
+    f->h5 = h;
+    if (rc == SAE_OK) rc = validate(f, err);
     if (rc == SAE_OK) {
         f->h5_acts = H5Dopen2((hid_t)f->h5, "activations", H5P_DEFAULT);
         hid_t dcpl = H5Dget_create_plist((hid_t)f->h5_acts);
@@ -203,6 +212,7 @@ int data_actfile_open(data_actfile **out, const char *path, sae_error *err) {
         f->chunk_rows = DEFAULT_CHUNK_ROWS;
         if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 2, chunk) == 2)
             f->chunk_rows = (size_t)chunk[0];
+        if (f->chunk_rows > f->n) f->chunk_rows = f->n; /* blocks never pass the end */
         H5Pclose(dcpl);
     }
     data_h5_unlock();
@@ -382,6 +392,8 @@ int data_actfile_count_nonfinite(data_actfile *f, size_t *bad_rows, size_t *firs
                                  sae_error *err) {
     size_t block = f->chunk_rows;
     while (block * f->d < (1u << 20) && block < f->n) block *= 2; /* ~4 MB reads */
+    size_t most = ((size_t)64 << 20) / (f->d * sizeof(float)); /* a huge chunk: part at a time */
+    if (block > most) block = most ? most : 1;
     float *buf = sae_alloc(block * f->d * sizeof(float));
     if (!buf) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
     size_t bad = 0, first = (size_t)-1;

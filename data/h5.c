@@ -4,9 +4,15 @@
 #include "common/mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t h5_once = PTHREAD_ONCE_INIT;
@@ -101,8 +107,10 @@ static int read_all(hid_t loc, const char *name, hid_t memtype, void *out, size_
         return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s has %lld elements, expected %zu",
                              name, (long long)n, count);
     }
-    herr_t rc = H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
+    int st = data_h5_check_stored(ds, name, path, err);
+    herr_t rc = st == SAE_OK ? H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : 0;
     H5Dclose(ds);
+    if (st < 0) return st;
     if (rc < 0)
         return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot read /%s (%s); file damaged?",
                              name, data_h5_last_error(h5msg, sizeof h5msg));
@@ -129,6 +137,244 @@ static hid_t vlen_utf8_type(void) {
     return t;
 }
 
+/* --- variable-length strings, read in a child process ---------------------
+ *
+ * Why a child process: HDF5 1.10 (1.10.8 on Debian 12) trusts the object
+ * sizes stored in a global heap collection ("GCOL"): H5HG_read copies the
+ * size the heap claims into a buffer sized by the length the dataset's
+ * element claims, so one damaged size overflows the heap inside the library
+ * and the process dies with SIGSEGV. Every way the API offers to look at the
+ * strings goes through that reader first (H5Dvlen_get_buf_size crashes the
+ * same way, H5Dread and H5Aread do), and the raw element descriptors cannot be
+ * read for attributes or chunked datasets, so the sizes cannot be validated
+ * from outside either. The defect is contained instead: a fork()ed child does
+ * the read and sends the strings back through a pipe, and the parent checks
+ * the stream and the child's exit status, so a crash becomes one error
+ * naming the file. The child runs only the calling thread and calls only
+ * HDF5, malloc and write(2); it leaves with _exit (no atexit handlers, no
+ * leak check). One fork per dataset or attribute: a 32k-entry /vocab costs
+ * one fork and about a millisecond more. Files this process opened for
+ * writing are its own and are read in place (a child could also evict dirty
+ * metadata into them). */
+
+/* Stream records, child -> parent: 'S' u32 len, bytes (one string); 'E' u64
+ * count (success, last record); 'X' u32 len, bytes (an HDF5 error message). */
+#define STR_TIMEOUT_MS (120 * 1000) /* no byte for this long: the child hangs */
+
+typedef int (*h5_string_reader)(hid_t obj, char ***s, size_t *n, char *msg, size_t cap);
+
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        c += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int child_record(int fd, char tag, const char *s, size_t len) {
+    uint32_t n = (uint32_t)len;
+    return write_all(fd, &tag, 1) || write_all(fd, &n, 4) || write_all(fd, s, len) ? -1 : 0;
+}
+
+static void child_run(int fd, hid_t obj, h5_string_reader rd) {
+    char msg[256] = "";
+    char **s = NULL;
+    size_t n = 0;
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core); /* a crash here is expected, not a core file */
+    signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGHUP, SIG_DFL); /* not our
+        parent's cleanup handlers: its temporaries are its own */
+    signal(SIGPIPE, SIG_DFL);
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 2); /* a sanitizer's report of the crash is noise */
+    if (rd(obj, &s, &n, msg, sizeof msg) < 0) {
+        child_record(fd, 'X', msg, strlen(msg));
+        _exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = s[i] ? strlen(s[i]) : 0;
+        if (len > UINT32_MAX || child_record(fd, 'S', s[i] ? s[i] : "", len) < 0) _exit(1);
+    }
+    uint64_t cnt = n;
+    char e = 'E';
+    _exit(write_all(fd, &e, 1) || write_all(fd, &cnt, 8) ? 1 : 0);
+}
+
+/* Reads what the child sends, at most `limit` bytes, into *buf. 0 at end of
+ * stream, -1 over the limit, -2 when nothing came for STR_TIMEOUT_MS. */
+static int parent_collect(int fd, char **buf, size_t *len, size_t limit) {
+    size_t cap = 0;
+    *buf = NULL, *len = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, STR_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) return -2;
+        if (*len == cap) {
+            size_t ncap = cap ? 2 * cap : 65536;
+            char *nb = ncap > cap ? sae_realloc(*buf, ncap) : NULL;
+            if (!nb) return -3;
+            *buf = nb, cap = ncap;
+        }
+        ssize_t r = read(fd, *buf + *len, cap - *len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
+        *len += (size_t)r;
+        if (*len > limit) return -1;
+    }
+}
+
+/* Parses the child's stream into n_want strings. */
+static int parse_stream(const char *b, size_t len, size_t n_want, char **s, char *msg,
+                        size_t cap) {
+    size_t pos = 0, i = 0;
+    while (pos < len) {
+        char tag = b[pos++];
+        if (tag == 'E') {
+            uint64_t cnt;
+            if (len - pos != 8) break;
+            memcpy(&cnt, b + pos, 8);
+            return cnt == n_want && i == n_want ? 0 : -1;
+        }
+        uint32_t n;
+        if (len - pos < 4) break;
+        memcpy(&n, b + pos, 4);
+        pos += 4;
+        if (len - pos < n) break;
+        if (tag == 'X') {
+            snprintf(msg, cap, "%.*s", (int)(n < 200 ? n : 200), b + pos);
+            return -1;
+        }
+        if (tag != 'S' || i == n_want) break;
+        if (!(s[i] = sae_malloc((size_t)n + 1))) return -3;
+        memcpy(s[i], b + pos, n);
+        s[i++][n] = 0;
+        pos += n;
+    }
+    return -1;
+}
+
+static size_t file_size_of(hid_t obj) {
+    hid_t f = H5Iget_file_id(obj);
+    hsize_t sz = 0;
+    if (f >= 0) {
+        if (H5Fget_filesize(f, &sz) < 0) sz = 0;
+        H5Fclose(f);
+    }
+    return (size_t)sz;
+}
+
+static int file_is_writable(hid_t obj) {
+    hid_t f = H5Iget_file_id(obj);
+    unsigned intent = 0;
+    if (f >= 0) {
+        if (H5Fget_intent(f, &intent) < 0) intent = 0;
+        H5Fclose(f);
+    }
+    return (intent & H5F_ACC_RDWR) != 0;
+}
+
+/* Runs rd on obj in a child; n_want strings come back into s (n_want + 1
+ * slots, zeroed). The strings are stored in the file, so together they
+ * cannot hold more bytes than the file has: that bounds what is accepted. */
+static int read_strings_contained(hid_t obj, h5_string_reader rd, size_t n_want, char **s,
+                                  const char *what, const char *path, sae_error *err) {
+    char msg[256] = "";
+    if (file_is_writable(obj)) {
+        char **t = NULL;
+        size_t n = 0;
+        int rc = rd(obj, &t, &n, msg, sizeof msg);
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0 && n == n_want && !(s[i] = sae_strdup(t[i] ? t[i] : ""))) rc = -3;
+            H5free_memory(t[i]);
+        }
+        sae_free(t);
+        if (rc == 0 && n != n_want) rc = -1;
+        if (rc == -3) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading %s", what);
+        return rc < 0 ? sae_error_set(err, SAE_ERR_FORMAT, path, "cannot read %s (%s)", what, msg)
+                      : SAE_OK;
+    }
+    size_t fsize = file_size_of(obj), limit = fsize + 5 * n_want + 64;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot read %s: pipe: %s", what, strerror(errno));
+    fflush(NULL); /* the child must not flush our buffered output a second time */
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]), close(fds[1]);
+        return sae_error_set(err, SAE_ERR_IO, path, "cannot read %s: fork: %s", what, strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_run(fds[1], obj, rd);
+    }
+    close(fds[1]);
+    char *buf = NULL;
+    size_t len = 0;
+    int got = parent_collect(fds[0], &buf, &len, limit);
+    close(fds[0]);
+    if (got < 0) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    int rc = got < 0 ? got : parse_stream(buf, len, n_want, s, msg, sizeof msg);
+    sae_free(buf);
+    if (rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return SAE_OK;
+    if (rc == -3) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading %s", what);
+    if (got == -1)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "the strings of %s hold more bytes than the whole file (%zu); its "
+                             "global heap is damaged", what, fsize);
+    if (got == -2)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "reading %s did not finish in %d s; the file is damaged", what,
+                             STR_TIMEOUT_MS / 1000);
+    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "cannot read %s: the HDF5 library crashed (signal %d) on the file's "
+                             "variable-length strings; its global heap is damaged", what,
+                             WTERMSIG(status));
+    return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot read %s (%s); file damaged?", what,
+                         msg[0] ? msg : "variable-length strings unreadable");
+}
+
+/* Child side of a dataset read: every element of dataset obj. */
+static int read_ds_strings(hid_t ds, char ***out, size_t *n_out, char *msg, size_t cap) {
+    hid_t sp = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    char **s = n >= 0 ? sae_calloc_n((size_t)n + 1, sizeof *s) : NULL;
+    hid_t t = vlen_utf8_type();
+    herr_t rc = s && n > 0 ? H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) : (s ? 0 : -1);
+    H5Tclose(t);
+    if (rc < 0) {
+        data_h5_last_error(msg, cap);
+        if (!s) snprintf(msg, cap, "out of memory");
+        sae_free(s);
+        return -1;
+    }
+    *out = s, *n_out = (size_t)n;
+    return 0;
+}
+
+/* Child side of an attribute read: one scalar variable-length string. */
+static int read_attr_string(hid_t a, char ***out, size_t *n_out, char *msg, size_t cap) {
+    char **s = sae_calloc_n(2, sizeof *s);
+    hid_t mt = vlen_utf8_type();
+    herr_t rc = s ? H5Aread(a, mt, s) : -1;
+    H5Tclose(mt);
+    if (rc < 0) {
+        data_h5_last_error(msg, cap);
+        sae_free(s);
+        return -1;
+    }
+    *out = s, *n_out = 1;
+    return 0;
+}
+
 int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out,
                          const char *path, sae_error *err) {
     *out = NULL;
@@ -139,26 +385,19 @@ int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out
     if (info.rank != 1 || !info.is_vlen_str)
         return sae_error_set(err, SAE_ERR_FORMAT, path,
                              "/%s must be a 1-D variable-length string dataset", name);
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", name);
+    int rc = data_h5_check_stored(ds, name, path, err); /* before n pointers are allocated */
     size_t n = (size_t)info.dims[0];
-    char **s = sae_calloc_n(n + 1, sizeof *s);
-    if (!s) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /%s", name);
-    hid_t t = vlen_utf8_type();
-    int rc = n ? read_all(loc, name, t, s, n, path, err) : SAE_OK;
-    H5Tclose(t);
+    char **s = rc == SAE_OK ? sae_calloc_n(n + 1, sizeof *s) : NULL;
+    if (rc == SAE_OK && !s) rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /%s", name);
+    char what[300];
+    snprintf(what, sizeof what, "/%s", name);
+    if (rc == SAE_OK && n) rc = read_strings_contained(ds, read_ds_strings, n, s, what, path, err);
+    H5Dclose(ds);
     if (rc < 0) {
-        sae_free(s);
+        data_h5_free_strings(s, n);
         return rc;
-    }
-    /* HDF5 allocated each string; copy into our allocator's ownership */
-    for (size_t i = 0; i < n; i++) {
-        char *h = s[i];
-        s[i] = sae_strdup(h ? h : "");
-        H5free_memory(h);
-        if (!s[i]) {
-            for (size_t j = i + 1; j < n; j++) H5free_memory(s[j]); /* still HDF5's */
-            data_h5_free_strings(s, i);
-            return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /%s", name);
-        }
     }
     *out = s;
     *n_out = n;
@@ -302,6 +541,13 @@ int data_h5_get_attr_f64(hid_t loc, const char *name, double *value) {
     return get_attr_num(loc, name, H5T_NATIVE_DOUBLE, value);
 }
 
+static int attr_is_scalar(hid_t a) {
+    hid_t sp = H5Aget_space(a);
+    int one = H5Sget_simple_extent_npoints(sp) == 1;
+    H5Sclose(sp);
+    return one;
+}
+
 int data_h5_get_attr_str(hid_t loc, const char *name, char *buf, size_t cap) {
     buf[0] = 0;
     if (H5Aexists(loc, name) <= 0) return 1;
@@ -309,16 +555,16 @@ int data_h5_get_attr_str(hid_t loc, const char *name, char *buf, size_t cap) {
     if (a < 0) return 1;
     hid_t ty = H5Aget_type(a);
     int rc = SAE_ERR_FORMAT;
-    if (H5Tget_class(ty) == H5T_STRING) {
+    if (!attr_is_scalar(a)) {
+        /* an array would overflow the one-element buffers below */
+    } else if (H5Tget_class(ty) == H5T_STRING) {
         if (H5Tis_variable_str(ty) > 0) {
-            hid_t mt = vlen_utf8_type();
-            char *s = NULL;
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(buf, cap, "%s", s);
-                H5free_memory(s);
+            char *s[2] = {NULL, NULL};
+            if (read_strings_contained(a, read_attr_string, 1, s, name, NULL, NULL) == SAE_OK) {
+                snprintf(buf, cap, "%s", s[0]);
                 rc = SAE_OK;
             }
-            H5Tclose(mt);
+            sae_free(s[0]);
         } else {
             /* fixed-length strings, as numpy's bytes attributes are stored */
             size_t n = H5Tget_size(ty);
@@ -350,4 +596,165 @@ hid_t data_h5_f16_type(void) {
     H5Tset_size(t, 2);
     H5Tset_ebias(t, 15);
     return t;
+}
+
+/* --- storage plausibility ---------------------------------------------------- */
+
+/* a * b into *r; 1 on overflow */
+static int mul_u64(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
+
+static int stored_contiguous(hid_t ds, hid_t dcpl, const char *name, uint64_t elems,
+                             uint64_t bytes, uint64_t fsize, const char *path, sae_error *err) {
+    if (H5Pget_external_count(dcpl) > 0)
+        return sae_error_set(err, SAE_ERR_UNSUPPORTED, path,
+                             "/%s keeps its data in external files (not supported)", name);
+    if (bytes == 0) return SAE_OK;
+    haddr_t at = H5Dget_offset(ds);
+    if (at == HADDR_UNDEF)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "/%s declares %llu elements but stores none (never written)", name,
+                             (unsigned long long)elems);
+    uint64_t end;
+    if (__builtin_add_overflow((uint64_t)at, bytes, &end) || end > fsize)
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "/%s declares %llu elements (%llu bytes at offset %llu) but the file "
+                             "has only %llu bytes: truncated", name, (unsigned long long)elems,
+                             (unsigned long long)bytes, (unsigned long long)at,
+                             (unsigned long long)fsize);
+    return SAE_OK;
+}
+
+/* Deflate cannot shrink data by more than about 1032:1, so a filtered dataset
+ * declaring far more bytes than it stores is a compression bomb or damage. */
+#define MAX_COMPRESSION 1100
+
+static int stored_chunked(hid_t ds, hid_t dcpl, const char *name, int rank, const hsize_t *dims,
+                          uint64_t bytes, size_t tsize, uint64_t fsize, const char *path,
+                          sae_error *err) {
+    hsize_t cd[H5S_MAX_RANK];
+    if (H5Pget_chunk(dcpl, rank, cd) != rank)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s: unreadable chunk layout", name);
+    uint64_t want = 1, band = 1, chunk_bytes = tsize;
+    int ovf = 0;
+    for (int i = 0; i < rank; i++) {
+        if (cd[i] == 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s: zero chunk size", name);
+        uint64_t per = dims[i] / cd[i] + (dims[i] % cd[i] != 0);
+        ovf |= mul_u64(want, per, &want) | mul_u64(chunk_bytes, cd[i], &chunk_bytes);
+        if (i > 0) ovf |= mul_u64(band, per, &band);
+    }
+    if (ovf)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s declares an impossible size", name);
+    if (want == 0) return SAE_OK;
+    hsize_t have = 0;
+    hid_t sp = H5Dget_space(ds); /* 1.10.8 refuses H5S_ALL here */
+    herr_t nrc = H5Dget_num_chunks(ds, sp, &have);
+    H5Sclose(sp);
+    if (nrc < 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s: cannot read its chunk index", name);
+    if (have < want) {
+        uint64_t rows = band ? have / band * cd[0] : 0;
+        if (rows > dims[0]) rows = dims[0];
+        return sae_error_set(err, SAE_ERR_FORMAT, path,
+                             "/%s declares %llu rows but stores only %llu (%llu of its %llu chunks "
+                             "written; the rest would read as fill values)", name,
+                             (unsigned long long)dims[0], (unsigned long long)rows,
+                             (unsigned long long)have, (unsigned long long)want);
+    }
+    uint64_t need;
+    if (H5Pget_nfilters(dcpl) == 0) {
+        if (mul_u64(want, chunk_bytes, &need) || need > fsize)
+            return sae_error_set(err, SAE_ERR_FORMAT, path,
+                                 "/%s needs %llu bytes of chunks but the file has only %llu: "
+                                 "truncated or damaged", name, (unsigned long long)need,
+                                 (unsigned long long)fsize);
+    } else {
+        uint64_t st = H5Dget_storage_size(ds);
+        if (mul_u64(st, MAX_COMPRESSION, &need) || bytes > need + (1u << 20))
+            return sae_error_set(err, SAE_ERR_FORMAT, path,
+                                 "/%s declares %llu bytes but stores %llu compressed: more than "
+                                 "any of its filters can expand to", name,
+                                 (unsigned long long)bytes, (unsigned long long)st);
+    }
+    return SAE_OK;
+}
+
+int data_h5_check_stored(hid_t ds, const char *name, const char *path, sae_error *err) {
+    hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds), dcpl = H5Dget_create_plist(ds);
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    hsize_t dims[H5S_MAX_RANK];
+    size_t tsize = ty >= 0 ? H5Tget_size(ty) : 0;
+    int rc = SAE_OK;
+    if (rank < 0 || dcpl < 0 || tsize == 0 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "/%s: unreadable shape or type", name);
+    uint64_t elems = 1, bytes = 0;
+    for (int i = 0; rc == SAE_OK && i < rank; i++)
+        if (mul_u64(elems, dims[i], &elems))
+            rc = sae_error_set(err, SAE_ERR_FORMAT, path, "/%s declares an impossible size", name);
+    if (rc == SAE_OK && mul_u64(elems, tsize, &bytes))
+        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "/%s declares an impossible size", name);
+    uint64_t fsize = rc == SAE_OK ? file_size_of(ds) : 0;
+    if (rc == SAE_OK) {
+        switch (H5Pget_layout(dcpl)) {
+        case H5D_COMPACT: break; /* the data is in the object header HDF5 already read */
+        case H5D_CONTIGUOUS:
+            rc = stored_contiguous(ds, dcpl, name, elems, bytes, fsize, path, err);
+            break;
+        case H5D_CHUNKED:
+            rc = stored_chunked(ds, dcpl, name, rank, dims, bytes, tsize, fsize, path, err);
+            break;
+        default:
+            rc = sae_error_set(err, SAE_ERR_UNSUPPORTED, path,
+                               "/%s has a virtual or unknown layout (not supported)", name);
+        }
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+int data_h5_check_stored_name(hid_t loc, const char *name, const char *path, sae_error *err) {
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", name);
+    int rc = data_h5_check_stored(ds, name, path, err);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* --- opening --------------------------------------------------------------- */
+
+static herr_t lock_cb(unsigned n, const H5E_error2_t *e, void *user) {
+    (void)n;
+    if (e->min_num == H5E_CANTLOCKFILE) *(int *)user = 1;
+    return 0;
+}
+
+int data_h5_open_error(const char *path, sae_error *err) {
+    int locked = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, lock_cb, &locked);
+    if (locked) {
+        H5Eclear2(H5E_DEFAULT);
+        return sae_error_set(err, SAE_ERR_IO, path,
+                             "file is locked: another process has it open for writing (wait for "
+                             "it to finish; HDF5_USE_FILE_LOCKING=FALSE overrides at your risk)");
+    }
+    char h5msg[256];
+    return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open HDF5 file (%s); truncated or damaged?",
+                         data_h5_last_error(h5msg, sizeof h5msg));
+}
+
+int data_h5_open_read(const char *path, hid_t *out, sae_error *err) {
+    *out = -1;
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        int locked = 0;
+        H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, lock_cb, &locked);
+        if (locked) return data_h5_open_error(path, err);
+        H5Eclear2(H5E_DEFAULT);
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "not an HDF5 file");
+    }
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (h < 0) return data_h5_open_error(path, err);
+    *out = h;
+    return SAE_OK;
 }

@@ -51,10 +51,29 @@ int data_h5_read_i64(hid_t loc, const char *name, int64_t *out, size_t count, co
 int data_h5_read_i32(hid_t loc, const char *name, int32_t *out, size_t count, const char *path,
                      sae_error *err);
 /* Reads a 1-D variable-length string dataset into a NULL-terminated array of
- * malloc'd strings (free with data_h5_free_strings). */
+ * malloc'd strings (free with data_h5_free_strings). HDF5 1.10 crashes on a
+ * damaged global heap, so the read runs in a child process (see h5.c): a
+ * damaged file gives an error, never a crash. String attributes likewise. */
 int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n, const char *path,
                          sae_error *err);
 void data_h5_free_strings(char **s, size_t n);
+
+/* Whether dataset ds stores every element its extent declares, before
+ * anything is allocated or scanned from that extent: sizes overflow-checked;
+ * contiguous data must be allocated and end within the file; chunked data
+ * must have every chunk written (a 5 KB file declaring 2^40 unwritten rows
+ * would otherwise read fill values for hours), fit in the file unfiltered, or
+ * not expand more than compression can; external and virtual layouts are
+ * refused. SAE_OK or SAE_ERR_FORMAT "declares N rows but stores only M". */
+int data_h5_check_stored(hid_t ds, const char *name, const char *path, sae_error *err);
+int data_h5_check_stored_name(hid_t loc, const char *name, const char *path, sae_error *err);
+
+/* Opens path read-only: "not an HDF5 file", "file is locked" (another process
+ * has it open for writing: HDF5's lock failure found on its error stack), or
+ * "cannot open ... truncated or damaged?". Call with the lock held. */
+int data_h5_open_read(const char *path, hid_t *out, sae_error *err);
+/* The error for an H5Fopen that just failed (inspects HDF5's error stack). */
+int data_h5_open_error(const char *path, sae_error *err);
 
 /* Writes a dataset of rank 1 or 2 (dims[1] ignored for rank 1). chunk_rows > 0
  * chunks by rows. */

@@ -4,7 +4,10 @@
  *    a whole-file read; it is deterministic for a seed and resumes exactly
  *    from a saved position;
  *  - NaN rows are refused, or dropped when allowed;
- *  - every broken file of the catalogue is refused with its own message. */
+ *  - every broken file of the catalogue is refused with its own message;
+ *  - hardening: a damaged global heap under the variable-length strings gives
+ *    an error (HDF5 1.10 itself crashes on it), a file declaring 2^40
+ *    unwritten rows is refused at once, a locked file is called locked. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "data/actfile.h"
 #include "data/reader.h"
@@ -253,6 +261,120 @@ static void test_bad_files_refused(void **state) {
     }
 }
 
+/* Gives the global heap object holding the string `piece` (in the file's
+ * "GCOL" collections: 16-byte header, then objects of index u16, refcount
+ * u16, reserved u32, size u64, data padded to 8) a size of 2^40: reading it
+ * copies that many bytes into a buffer sized by the element's own length. */
+static void damage_global_heap(const char *path, const char *piece) {
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    static unsigned char b[1 << 20];
+    size_t n = fread(b, 1, sizeof b, fp), len = strlen(piece);
+    int damaged = 0;
+    for (size_t g = 0; g + 4 <= n; g++) {
+        if (memcmp(b + g, "GCOL", 4) != 0) continue;
+        for (size_t o = g + 16; o + 16 <= n;) {
+            uint16_t idx;
+            uint64_t size;
+            memcpy(&idx, b + o, 2);
+            memcpy(&size, b + o + 8, 8);
+            if (idx == 0 || size > n) break; /* index 0: the free space */
+            if (size == len && memcmp(b + o + 16, piece, len) == 0) {
+                uint64_t bad = (uint64_t)1 << 40;
+                memcpy(b + o + 8, &bad, 8);
+                damaged++;
+            }
+            o += 16 + (size + 7) / 8 * 8;
+        }
+    }
+    assert_true(damaged > 0);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fwrite(b, 1, n, fp), n);
+    fclose(fp);
+}
+
+static void test_damaged_vlen_strings(void **state) {
+    (void)state;
+    const char *p = tu_path(dir, "heap.h5");
+    assert_int_equal(tu_write_acts(p, 64, 4, 50, 16, 0, 0, NULL, 0), 0);
+    damage_global_heap(p, "w7");
+    data_actfile *f = NULL;
+    sae_error err = {0};
+    if (data_actfile_open(&f, p, &err) != 0) fail_msg("open: %s", err.msg);
+    char **v = NULL;
+    int rc = data_actfile_read_vocab(f, &v, &err);
+    assert_int_equal(rc, SAE_ERR_FORMAT);
+    assert_null(v);
+    assert_non_null(strstr(err.subject, "heap.h5"));
+    if (!strstr(err.msg, "/vocab")) fail_msg("message '%s' does not name /vocab", err.msg);
+    data_actfile_close(f);
+    /* a string attribute through the same heap: unreadable, not fatal */
+    assert_int_equal(tu_write_acts(p, 64, 4, 50, 16, 0, 0, NULL, 0), 0);
+    damage_global_heap(p, "resid_post");
+    if (data_actfile_open(&f, p, &err) != 0) fail_msg("open: %s", err.msg);
+    assert_string_equal(f->hook, "");
+    assert_string_equal(f->model, "test");
+    data_actfile_close(f);
+}
+
+/* /activations chunked (1024, d) with unlimited rows, extended to `rows`, one
+ * chunk written; or contiguous and never written. */
+static void write_sparse_acts(const char *path, hsize_t rows, int chunked) {
+    hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {chunked ? 1024 : rows, 8}, maxd[2] = {H5S_UNLIMITED, 8}, chunk[2] = {1024, 8};
+    hid_t sp = H5Screate_simple(2, dims, chunked ? maxd : NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunked) H5Pset_chunk(dcpl, 2, chunk);
+    hid_t ds = H5Dcreate2(h, "activations", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    if (chunked) {
+        static float z[1024 * 8];
+        assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, z) >= 0);
+        hsize_t big[2] = {rows, 8};
+        assert_true(H5Dset_extent(ds, big) >= 0);
+    }
+    H5Dclose(ds), H5Pclose(dcpl), H5Sclose(sp), H5Fclose(h);
+}
+
+static void test_unwritten_rows_refused(void **state) {
+    (void)state;
+    struct {
+        const char *name;
+        int chunked;
+        const char *phrase;
+    } cases[] = {{"sparse_chunked.h5", 1, "declares 1099511627776 rows but stores only 1024"},
+                 {"sparse_contig.h5", 0, "stores none"}};
+    for (size_t i = 0; i < 2; i++) {
+        const char *p = tu_path(dir, cases[i].name);
+        write_sparse_acts(p, (hsize_t)1 << 40, cases[i].chunked);
+        data_actfile *f = NULL;
+        sae_error err = {0};
+        time_t t0 = time(NULL);
+        assert_int_equal(data_actfile_open(&f, p, &err), SAE_ERR_FORMAT);
+        assert_true(time(NULL) - t0 < 5);
+        if (!strstr(err.msg, cases[i].phrase))
+            fail_msg("%s: message '%s' lacks '%s'", cases[i].name, err.msg, cases[i].phrase);
+    }
+}
+
+static void test_locked_file_named(void **state) {
+    (void)state;
+    const char *p = tu_path(dir, "locked.h5");
+    assert_int_equal(tu_write_acts(p, 64, 4, 10, 16, 0, 0, NULL, 0), 0);
+    /* HDF5 takes flock(LOCK_SH) to read; a writer holds LOCK_EX */
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    data_actfile *f = NULL;
+    sae_error err = {0};
+    int rc = data_actfile_open(&f, p, &err);
+    close(fd);
+    assert_int_equal(rc, SAE_ERR_IO);
+    if (!strstr(err.msg, "locked")) fail_msg("message '%s' does not say locked", err.msg);
+    assert_null(strstr(err.msg, "truncated"));
+    assert_int_equal(data_actfile_open(&f, p, &err), 0); /* unlocked: fine */
+    data_actfile_close(f);
+}
+
 int main(void) {
     dir = tu_tmpdir();
     const struct CMUnitTest tests[] = {
@@ -262,6 +384,9 @@ int main(void) {
         cmocka_unit_test(test_stream_deterministic_and_resumable),
         cmocka_unit_test(test_nonfinite_rows),
         cmocka_unit_test(test_bad_files_refused),
+        cmocka_unit_test(test_damaged_vlen_strings),
+        cmocka_unit_test(test_unwritten_rows_refused),
+        cmocka_unit_test(test_locked_file_named),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[600];
