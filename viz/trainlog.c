@@ -79,7 +79,11 @@ int viz_train_log_read(viz_train_log *out, const char *path, sae_error *err) {
         rc = parse_line(out, line, (size_t)len, line_no, path, err);
         if (rc == SAE_OK) out->n++;
     }
+    /* getline also returns -1 when it cannot grow its buffer: that must not
+     * read as the end of the log (the curves would silently stop there) */
     if (rc == SAE_OK && ferror(f)) rc = sae_error_set(err, SAE_ERR_IO, path, "read error after line %zu", line_no);
+    else if (rc == SAE_OK && !feof(f))
+        rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading line %zu", line_no + 1);
     fclose(f);
     sae_free(line);
     if (rc == SAE_OK && out->n == 0) rc = sae_error_set(err, SAE_ERR_FORMAT, path, "no metrics in the log");
