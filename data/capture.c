@@ -259,7 +259,8 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     if (!b->tokens || !b->off || !b->acts || !b->rows_out || !b->tok_out || !pending_label ||
         !pending_source || !doc_labels)
         rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
-    if (rc == SAE_OK) rc = data_llama_run_init(&c.run, m, cap, err);
+    /* attention scores sized by the window, not the model's context */
+    if (rc == SAE_OK) rc = data_llama_run_init_seq(&c.run, m, cap, seq_len, err);
     if (rc == SAE_OK) {
         /* "jaen-6m/model.bin": the file name alone is often just "model.bin" */
         const char *name = model_path + strlen(model_path);

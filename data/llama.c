@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileutil.h"
 #include "common/gemm.h"
 #include "common/mem.h"
 
@@ -27,36 +28,82 @@ int data_site_parse(const char *s, data_site *out) {
     return -1;
 }
 
+/* Header ranges: a few times past the largest llama2.c-format models, small
+ * enough that every size below fits in 64 bits with room to spare. */
+#define MAX_DIM (1 << 16)
+#define MAX_HIDDEN (1 << 18)
+#define MAX_LAYERS 1024
+#define MAX_VOCAB (1 << 22)
+#define MAX_SEQ (1 << 20)
+
+/* The header as a config: all arithmetic in int64, nothing computed from a
+ * value before its range is checked (dim * n_kv_heads overflowed int, and
+ * abs(INT_MIN) is undefined). Returns NULL or what is wrong. */
+static const char *header_config(const int32_t h[7], data_llama_config *c) {
+    int64_t dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], v = h[5], seq = h[6];
+    int64_t V = v < 0 ? -v : v; /* negative: the classifier is stored separately */
+    if (dim < 1 || dim > MAX_DIM) return "dim out of range";
+    if (hid < 1 || hid > MAX_HIDDEN) return "hidden_dim out of range";
+    if (L < 1 || L > MAX_LAYERS) return "n_layers out of range";
+    if (nh < 1 || nh > dim || dim % nh != 0) return "n_heads must divide dim";
+    if (nkv < 1 || nkv > nh || nh % nkv != 0) return "n_kv_heads must divide n_heads";
+    if ((dim / nh) % 2 != 0) return "head size must be even (RoPE pairs)";
+    if (V < 1 || V > MAX_VOCAB) return "vocab_size out of range";
+    if (seq < 1 || seq > MAX_SEQ) return "seq_len out of range";
+    *c = (data_llama_config){(int)dim, (int)hid, (int)L, (int)nh, (int)nkv, (int)V, (int)seq,
+                             v > 0, (int)(dim / nh), (int)(dim * nkv / nh)};
+    return NULL;
+}
+
+/* Bytes the weights after the header take, overflow-checked (0 on overflow). */
+static size_t weights_bytes(const data_llama_config *c) {
+    size_t D = (size_t)c->dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size;
+    size_t H = (size_t)c->hidden_dim, KV = (size_t)c->kv_dim, S = (size_t)c->seq_len;
+    size_t hs = (size_t)c->head_size;
+    /* terms: embedding, rms_att, wq, wk+wv, wo, rms_ffn, w1+w2+w3, rms_final,
+     * freq_cis real + imag (S * hs/2 each), and a separate classifier */
+    size_t terms[][3] = {{V, D, 1}, {L, D, 1}, {L, D, D}, {2 * L, KV, D}, {L, D, D},
+                         {L, D, 1}, {3 * L, H, D}, {D, 1, 1}, {S, hs, 1},
+                         {c->shared_classifier ? 0 : V, D, 1}};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++) {
+        size_t t;
+        if (__builtin_mul_overflow(terms[i][0], terms[i][1], &t) ||
+            __builtin_mul_overflow(t, terms[i][2], &t) || __builtin_add_overflow(total, t, &total))
+            return 0;
+    }
+    return __builtin_mul_overflow(total, sizeof(float), &total) ? 0 : total;
+}
+
 int data_llama_load(data_llama **out, const char *path, sae_error *err) {
     *out = NULL;
+    int rc = sae_check_input_file(path, "model", err); /* a directory: say so */
+    if (rc < 0) return rc;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     struct stat st;
     int32_t h[7];
-    if (fstat(fd, &st) != 0 || read(fd, h, sizeof h) != (ssize_t)sizeof h) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return sae_error_set(err, SAE_ERR_IO, path, "not a regular file (a model is mapped)");
+    }
+    if (read(fd, h, sizeof h) != (ssize_t)sizeof h) {
         close(fd);
         return sae_error_set(err, SAE_ERR_FORMAT, path, "too short for a llama2.c model header");
     }
-    data_llama_config c = {h[0], h[1], h[2], h[3], h[4], abs(h[5]), h[6], h[5] > 0, 0, 0};
-    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
-        h[5] == 0 || c.seq_len <= 0 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 ||
-        (c.dim / c.n_heads) % 2 != 0 || c.dim > 1 << 16 || c.hidden_dim > 1 << 18 ||
-        c.n_layers > 1024 || c.vocab_size > 1 << 22 || c.seq_len > 1 << 20) {
+    data_llama_config c;
+    const char *why = header_config(h, &c);
+    if (why) {
         close(fd);
         return sae_error_set(err, SAE_ERR_FORMAT, path,
                              "not a llama2.c model: header (dim %d, hidden %d, layers %d, heads %d/%d, "
-                             "vocab %d, seq_len %d) is inconsistent",
-                             h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+                             "vocab %d, seq_len %d) is inconsistent: %s",
+                             h[0], h[1], h[2], h[3], h[4], h[5], h[6], why);
     }
-    c.head_size = c.dim / c.n_heads;
-    c.kv_dim = c.dim * c.n_kv_heads / c.n_heads;
     size_t D = (size_t)c.dim, L = (size_t)c.n_layers, V = (size_t)c.vocab_size, H = (size_t)c.hidden_dim;
     size_t KV = (size_t)c.kv_dim, S = (size_t)c.seq_len, hs = (size_t)c.head_size;
-    size_t floats = V * D + L * D + L * D * D + 2 * L * KV * D + L * D * D + L * D + 3 * L * H * D + D +
-                    S * hs; /* freq_cis real + imag: S * hs/2 each */
-    if (!c.shared_classifier) floats += V * D;
-    size_t want = sizeof h + floats * sizeof(float);
-    if ((size_t)st.st_size != want) {
+    size_t wbytes = weights_bytes(&c), want = sizeof h + wbytes;
+    if (wbytes == 0 || st.st_size < 0 || (uint64_t)st.st_size != (uint64_t)want) {
         close(fd);
         return sae_error_set(err, SAE_ERR_FORMAT, path,
                              "header describes %zu bytes but the file has %lld: truncated, or not a "
@@ -112,7 +159,7 @@ struct data_llama_run {
     float *proj;  /* (cap, dim) attn_out / mlp_out */
     float *h1, *h3; /* (cap, hidden) */
     float *scores;  /* (threads, side, side) attention probabilities, one head per thread */
-    size_t scores_side; /* the longest sequence: the model's seq_len */
+    size_t scores_side; /* the longest sequence a forward may hold (the window) */
     int n_threads;
     int *pos;       /* (cap) position of each row within its sequence */
 };
@@ -126,21 +173,36 @@ void data_llama_run_free(data_llama_run *r) {
 }
 
 int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_rows, sae_error *err) {
+    size_t seq = (size_t)m->c.seq_len;
+    return data_llama_run_init_seq(out, m, max_rows, max_rows < seq ? max_rows : seq, err);
+}
+
+/* n floats, or NULL when n * 4 bytes does not fit */
+static float *alloc_floats(size_t a, size_t b, size_t c) {
+    int ovf = 0;
+    size_t bytes = sae_mul_size(sae_mul_size(sae_mul_size(a, b, &ovf), c, &ovf), sizeof(float), &ovf);
+    return ovf ? NULL : sae_alloc(bytes);
+}
+
+int data_llama_run_init_seq(data_llama_run **out, const data_llama *m, size_t max_rows,
+                            size_t max_seq, sae_error *err) {
     *out = NULL;
+    if (max_seq > max_rows) max_seq = max_rows; /* a sequence is at most one forward's rows */
+    if (max_seq > (size_t)m->c.seq_len) max_seq = (size_t)m->c.seq_len;
     data_llama_run *r = sae_calloc_n(1, sizeof *r);
     if (!r) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     size_t D = (size_t)m->c.dim, KV = (size_t)m->c.kv_dim, H = (size_t)m->c.hidden_dim;
     r->m = m;
     r->cap = max_rows;
-    r->scores_side = (size_t)m->c.seq_len;
+    r->scores_side = max_seq;
     r->n_threads = sae_get_threads(); /* set threads before this call */
-    r->x = sae_alloc(max_rows * D * 4), r->xb = sae_alloc(max_rows * D * 4);
-    r->q = sae_alloc(max_rows * D * 4), r->k = sae_alloc(max_rows * KV * 4);
-    r->v = sae_alloc(max_rows * KV * 4), r->att = sae_alloc(max_rows * D * 4);
-    r->proj = sae_alloc(max_rows * D * 4), r->h1 = sae_alloc(max_rows * H * 4);
-    r->h3 = sae_alloc(max_rows * H * 4);
-    r->scores = sae_alloc((size_t)r->n_threads * r->scores_side * r->scores_side * 4);
-    r->pos = sae_malloc(max_rows * sizeof *r->pos);
+    r->x = alloc_floats(max_rows, D, 1), r->xb = alloc_floats(max_rows, D, 1);
+    r->q = alloc_floats(max_rows, D, 1), r->k = alloc_floats(max_rows, KV, 1);
+    r->v = alloc_floats(max_rows, KV, 1), r->att = alloc_floats(max_rows, D, 1);
+    r->proj = alloc_floats(max_rows, D, 1), r->h1 = alloc_floats(max_rows, H, 1);
+    r->h3 = alloc_floats(max_rows, H, 1);
+    r->scores = alloc_floats((size_t)r->n_threads, max_seq, max_seq);
+    r->pos = sae_calloc_n(max_rows, sizeof *r->pos);
     if (!r->x || !r->xb || !r->q || !r->k || !r->v || !r->att || !r->proj || !r->h1 || !r->h3 ||
         !r->scores || !r->pos) {
         data_llama_run_free(r);

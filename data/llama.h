@@ -8,7 +8,9 @@
  * wv [L,kv,dim], wo [L,dim,dim], rms_ffn [L,dim], w1 [L,hid,dim],
  * w2 [L,dim,hid], w3 [L,hid,dim], rms_final [dim], freq_cis_real and _imag
  * [seq_len, head_size/2] (unused: RoPE is recomputed, as run.c does), and
- * wcls [V,dim] when not shared. The file size must match the header exactly.
+ * wcls [V,dim] when not shared. The file size must match the header exactly;
+ * the header is range-checked (in 64-bit arithmetic) before any size is
+ * computed from it.
  *
  * Architecture (as llama2.c's run.c): pre-norm RMSNorm (eps 1e-5), RoPE on
  * adjacent pairs with theta 10000, grouped-query causal attention, SwiGLU
@@ -69,10 +71,16 @@ int data_site_parse(const char *s, data_site *out);
 int data_llama_load(data_llama **out, const char *path, sae_error *err);
 void data_llama_free(data_llama *m);
 
-/* Scratch for up to max_rows tokens per forward. */
+/* Scratch for up to max_rows tokens per forward, sequences of up to max_seq
+ * tokens (capped by the model's seq_len and max_rows): attention keeps a
+ * max_seq^2 score matrix per thread, so a capture with short windows on a
+ * long-context model sizes it by its windows. data_llama_run_init uses
+ * min(seq_len, max_rows). */
 typedef struct data_llama_run data_llama_run;
 int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_rows,
                         sae_error *err);
+int data_llama_run_init_seq(data_llama_run **out, const data_llama *m, size_t max_rows,
+                            size_t max_seq, sae_error *err);
 void data_llama_run_free(data_llama_run *r);
 
 /* Called with the activations x (rows, dim) at each site of each layer. */

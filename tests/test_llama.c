@@ -8,7 +8,11 @@
  *  - activations do not depend on how windows are batched or on threads;
  *  - greedy decoding of stories260K reproduces llama2.c's expected story;
  *  - the heap-based tokenizer gives exactly run.c's O(n^2) merge loop's ids,
- *    and the pieces the jaen-6m README documents. */
+ *    and the pieces the jaen-6m README documents.
+ * Without ../shared (always run): crafted model headers are refused without
+ * undefined behaviour (dim * n_kv_heads past INT_MAX, vocab INT_MIN), a
+ * directory is named as one, and a long-context model captures with a short
+ * --seq-len (attention scores sized by the window). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,9 +23,14 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
 #include "common/gemm.h"
+#include "data/actfile.h"
+#include "data/capture.h"
 #include "data/llama.h"
 #include "data/tokenizer.h"
+#include "tests/testutil.h"
 
 static char shared[1024];
 
@@ -437,10 +446,97 @@ static void test_tokenizer_documented_pieces(void **state) {
     data_llama_free(m);
 }
 
+/* --- crafted headers and long contexts (no ../shared needed) --------------- */
+static const char *tmp;
+
+/* A model file: header h, then `floats` small pseudo-random weights. */
+static const char *write_model(const char *name, const int32_t h[7], size_t floats) {
+    const char *p = tu_path(tmp, name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fwrite(h, 4, 7, f);
+    uint32_t x = 11;
+    for (size_t i = 0; i < floats; i++) {
+        x = x * 1664525u + 1013904223u;
+        float w = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.5f;
+        fwrite(&w, 4, 1, f);
+    }
+    fclose(f);
+    return p;
+}
+
+static void expect_refused(const char *p, const char *phrase) {
+    data_llama *m = NULL;
+    sae_error err = {0};
+    assert_true(data_llama_load(&m, p, &err) < 0);
+    assert_null(m);
+    if (!strstr(err.msg, phrase)) fail_msg("%s: '%s' lacks '%s'", p, err.msg, phrase);
+}
+
+static void test_header_checked_without_ub(void **state) {
+    (void)state;
+    /* dim * n_kv_heads = 2^31 overflowed int in the kv_dim computation */
+    int32_t big_kv[7] = {65536, 64, 1, 32768, 32768, 10, 4};
+    expect_refused(write_model("bigkv.bin", big_kv, 64), "header describes");
+    int32_t int_min_vocab[7] = {16, 32, 2, 4, 2, INT32_MIN, 32}; /* abs(INT_MIN) */
+    expect_refused(write_model("intmin.bin", int_min_vocab, 64), "vocab_size out of range");
+    int32_t max_all[7] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX};
+    expect_refused(write_model("max.bin", max_all, 0), "inconsistent");
+    int32_t neg[7] = {16, 32, 2, -4, 2, 300, 32};
+    expect_refused(write_model("neg.bin", neg, 0), "n_heads");
+    int32_t odd_kv[7] = {16, 32, 2, 4, 3, 300, 32};
+    expect_refused(write_model("oddkv.bin", odd_kv, 0), "n_kv_heads");
+    int32_t ok[7] = {16, 32, 2, 4, 2, 300, 32};
+    expect_refused(write_model("short.bin", ok, 100), "header describes");
+    const char *d = tu_path(tmp, "model_dir");
+    mkdir(d, 0755);
+    expect_refused(d, "is a directory");
+}
+
+static void test_long_context_short_windows(void **state) {
+    (void)state;
+    assert_int_equal(tu_write_tiny_llama(tmp), 0); /* tokenizer (V=300) and corpora */
+    /* the tiny model's shape with seq_len 2^17: scores sized by seq_len^2
+     * would be 64 GiB per thread */
+    int32_t h[7] = {16, 32, 2, 4, 2, 300, 1 << 17};
+    size_t D = 16, H = 32, L = 2, V = 300, S = (size_t)1 << 17, KV = 8, hs = 4;
+    size_t floats = V * D + L * D + 2 * L * D * D + 2 * L * KV * D + L * D + 3 * L * H * D + D + S * hs;
+    const char *mp = write_model("long.bin", h, floats);
+    data_llama *m = NULL;
+    data_tokenizer *t = NULL;
+    sae_error err = {0};
+    if (data_llama_load(&m, mp, &err) < 0) fail_msg("%s", err.msg);
+    assert_int_equal(data_tokenizer_load(&t, tu_path(tmp, "tiny_tok.bin"), 300, &err), 0);
+    char corpus[1200], out[1200];
+    snprintf(corpus, sizeof corpus, "%s", tu_path(tmp, "good.jsonl"));
+    snprintf(out, sizeof out, "%s", tu_path(tmp, "long.h5"));
+    data_capture_params p = {.corpus_path = corpus, .out_path = out, .layer = 1,
+                             .site = DATA_SITE_RESID_POST, .seq_len = 16, .batch_rows = 64};
+    if (data_capture_run(m, mp, t, "tiny_tok.bin", &p, NULL, NULL, &err) < 0)
+        fail_msg("capture: %s: %s", err.subject, err.msg);
+    data_actfile *f = NULL;
+    assert_int_equal(data_actfile_open(&f, out, &err), 0);
+    assert_true(f->n > 0 && f->d == 16);
+    data_actfile_close(f);
+    data_tokenizer_free(t);
+    data_llama_free(m);
+}
+
+static const struct CMUnitTest own_tests[] = {
+    cmocka_unit_test(test_header_checked_without_ub),
+    cmocka_unit_test(test_long_context_short_windows),
+};
+
 int main(void) {
     const char *env = getenv("SAE_SHARED");
     snprintf(shared, sizeof shared, "%s", env && *env ? env : SAE_SHARED_DIR);
     sae_set_threads(2);
+    tmp = tu_tmpdir();
+    int own = cmocka_run_group_tests_name("without_shared", own_tests, NULL, NULL);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) return 1;
+    if (own != 0) return own;
     if (!have_shared()) { /* ctest shows the test as skipped, with this line */
         printf("SKIP: %s/models not found (set SAE_SHARED to the shared folder)\n", shared);
         return 77;
