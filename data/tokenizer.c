@@ -1,6 +1,7 @@
 /* data/tokenizer.c: llama2.c tokenizer.bin loading and encoding (see
  * tokenizer.h for the format and the algorithm). */
 #include "data/tokenizer.h"
+#include "common/fileutil.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -36,6 +37,8 @@ void data_tokenizer_free(data_tokenizer *t) {
 int data_tokenizer_load(data_tokenizer **out, const char *path, size_t expected_vocab,
                         sae_error *err) {
     *out = NULL;
+    int crc = sae_check_input_file(path, "tokenizer", err); /* a directory opens and reads EISDIR */
+    if (crc < 0) return crc;
     FILE *f = fopen(path, "rb");
     if (!f) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     data_tokenizer *t = sae_calloc_n(1, sizeof *t);

@@ -491,6 +491,10 @@ static void test_header_checked_without_ub(void **state) {
     const char *d = tu_path(tmp, "model_dir");
     mkdir(d, 0755);
     expect_refused(d, "is a directory");
+    data_tokenizer *t = NULL;
+    sae_error err = {0};
+    assert_true(data_tokenizer_load(&t, d, 0, &err) < 0);
+    if (!strstr(err.msg, "is a directory")) fail_msg("tokenizer: '%s'", err.msg);
 }
 
 static void test_long_context_short_windows(void **state) {
