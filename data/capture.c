@@ -10,44 +10,67 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fileutil.h"
 #include "common/mem.h"
 #include "data/actfile.h"
 
 /* --- corpus: one document at a time ---------------------------------------- */
-typedef struct corpus {
+struct data_corpus {
     const char *path;
     FILE *f;
     int jsonl;
     char *line;
     size_t line_cap, line_no;
-    uint64_t bytes;
+    uint64_t bytes, docs;
     char *text; /* the current document (plain text accumulates lines here) */
     size_t text_len, text_cap;
     char *label;
     size_t doc_line; /* line where the current document starts */
-} corpus;
+};
 
-static int corpus_open(corpus *c, const char *path, sae_error *err) {
-    memset(c, 0, sizeof *c);
-    c->path = path;
+static const unsigned char utf8_bom[3] = {0xef, 0xbb, 0xbf};
+
+int data_corpus_open(data_corpus **out, const char *path, sae_error *err) {
+    *out = NULL;
+    int rc = sae_check_input_file(path, "--corpus", err);
+    if (rc < 0) return rc;
     struct stat st;
     if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
+    data_corpus *c = sae_calloc_n(1, sizeof *c);
+    if (!c) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    c->path = path;
     c->f = fopen(path, "rb");
-    if (!c->f) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
+    if (!c->f) {
+        int e = errno;
+        sae_free(c);
+        return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(e));
+    }
+    /* a UTF-8 byte order mark is not text: skip it before deciding the format
+     * (with it, a JSON Lines corpus used to be read as plain text) */
+    unsigned char bom[3];
+    size_t got = fread(bom, 1, 3, c->f);
+    long start = got == 3 && memcmp(bom, utf8_bom, 3) == 0 ? 3 : 0;
+    fseek(c->f, start, SEEK_SET);
     int ch;
     while ((ch = fgetc(c->f)) != EOF && isspace(ch)) {}
     c->jsonl = ch == '{';
-    rewind(c->f);
+    fseek(c->f, start, SEEK_SET);
+    c->bytes = (uint64_t)start;
+    *out = c;
     return SAE_OK;
 }
 
-static void corpus_close(corpus *c) {
+void data_corpus_close(data_corpus *c) {
+    if (!c) return;
     if (c->f) fclose(c->f);
     sae_free(c->line), sae_free(c->text), sae_free(c->label);
+    sae_free(c);
 }
 
-static int append_text(corpus *c, const char *s, size_t n) {
+uint64_t data_corpus_bytes(const data_corpus *c) { return c->bytes; }
+
+static int append_text(data_corpus *c, const char *s, size_t n) {
     if (c->text_len + n + 1 > c->text_cap) {
         size_t cap = (c->text_len + n + 1) * 2;
         char *t = sae_realloc(c->text, cap);
@@ -67,8 +90,51 @@ static int blank(const char *s, size_t n) {
     return 1;
 }
 
+/* 1 if the JSON text s[0..n) writes a NUL as \u0000 inside a string: cJSON
+ * decodes it, and the C string it hands back ends there, silently cutting
+ * the text. Escapes are skipped pairwise, so "\\u0000" (a backslash, then
+ * the letters) is not one. */
+static int json_has_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
+        i++; /* the escaped character */
+    }
+    return 0;
+}
+
+/* One JSON Lines record: an object with a "text" string and an optional
+ * "label" string, nothing after it but white space. */
+static int parse_jsonl(data_corpus *c, size_t len, sae_error *err) {
+    if (json_has_nul_escape(c->line, len))
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "line %zu: the text contains \\u0000 (a NUL character); the tokenizer "
+                             "takes text without NUL", c->line_no);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(c->line, len, &end, 0);
+    if (j && !blank(end, len - (size_t)(end - c->line))) {
+        cJSON_Delete(j);
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "line %zu: junk after the JSON object at byte %zu", c->line_no,
+                             (size_t)(end - c->line) + 1);
+    }
+    cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
+    cJSON *label = j ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
+    int ok = cJSON_IsObject(j) && cJSON_IsString(text) && (!label || cJSON_IsString(label));
+    int rc = ok ? SAE_OK : -1;
+    if (ok && append_text(c, text->valuestring, strlen(text->valuestring)) < 0) rc = -2;
+    if (ok && label && !(c->label = sae_strdup(label->valuestring))) rc = -2;
+    cJSON_Delete(j);
+    if (rc == -1)
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "line %zu: not a JSON object with a \"text\" string "
+                             "(and an optional \"label\" string)", c->line_no);
+    if (rc == -2) return sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
+    return 1;
+}
+
 /* 1: a document in c->text / c->label; 0: end of corpus; < 0: error */
-static int corpus_next(corpus *c, sae_error *err) {
+static int corpus_read(data_corpus *c, sae_error *err) {
     c->text_len = 0;
     if (c->text) c->text[0] = 0;
     sae_free(c->label);
@@ -79,23 +145,13 @@ static int corpus_next(corpus *c, sae_error *err) {
         c->bytes += (uint64_t)n;
         size_t len = (size_t)n;
         while (len && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r')) len--;
+        if (memchr(c->line, 0, len))
+            return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                                 "line %zu: contains a NUL byte (not text)", c->line_no);
         if (c->jsonl) {
             if (blank(c->line, len)) continue;
             c->doc_line = c->line_no;
-            cJSON *j = cJSON_ParseWithLength(c->line, len);
-            cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
-            cJSON *label = j ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
-            int ok = cJSON_IsObject(j) && cJSON_IsString(text) && (!label || cJSON_IsString(label));
-            int rc = ok ? SAE_OK : -1;
-            if (ok && append_text(c, text->valuestring, strlen(text->valuestring)) < 0) rc = -2;
-            if (ok && label && !(c->label = sae_strdup(label->valuestring))) rc = -2;
-            cJSON_Delete(j);
-            if (rc == -1)
-                return sae_error_set(err, SAE_ERR_FORMAT, c->path,
-                                     "line %zu: not a JSON object with a \"text\" string "
-                                     "(and an optional \"label\" string)", c->line_no);
-            if (rc == -2) return sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
-            return 1;
+            return parse_jsonl(c, len, err);
         }
         if (blank(c->line, len)) {
             if (c->text_len) return 1; /* a blank line ends the document */
@@ -107,6 +163,19 @@ static int corpus_next(corpus *c, sae_error *err) {
     }
     if (ferror(c->f)) return sae_error_set(err, SAE_ERR_IO, c->path, "read error: %s", strerror(errno));
     return c->text_len ? 1 : 0;
+}
+
+int data_corpus_next(data_corpus *c, data_corpus_doc *doc, sae_error *err) {
+    int got = corpus_read(c, err);
+    if (got <= 0) return got;
+    c->docs++;
+    size_t bad;
+    if (data_utf8_check(c->text, c->text_len, &bad) != 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "document %llu (line %zu) is not valid UTF-8 at byte %zu of its text",
+                             (unsigned long long)c->docs, c->doc_line, bad);
+    *doc = (data_corpus_doc){c->text, c->text_len, c->label, c->doc_line};
+    return 1;
 }
 
 /* --- windows and batches ------------------------------------------------------- */
@@ -239,8 +308,8 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     size_t batch_rows = p->batch_rows < seq_len ? seq_len : p->batch_rows;
     size_t max_win = batch_rows / seq_len, cap = max_win * seq_len, D = (size_t)mc->dim;
 
-    corpus cp;
-    int rc = corpus_open(&cp, p->corpus_path, err);
+    data_corpus *cp;
+    int rc = data_corpus_open(&cp, p->corpus_path, err);
     if (rc < 0) return rc;
     struct stat st;
     uint64_t total_bytes = stat(p->corpus_path, &st) == 0 ? (uint64_t)st.st_size : 0;
@@ -273,20 +342,14 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     data_capture_progress pr = {.bytes_total = total_bytes};
     int32_t *ids = NULL;
     while (rc == SAE_OK) {
-        int got = corpus_next(&cp, err);
+        data_corpus_doc doc_in;
+        int got = data_corpus_next(cp, &doc_in, err);
         if (got < 0) rc = got;
         if (got <= 0) break;
-        size_t bad;
-        if (data_utf8_check(cp.text, cp.text_len, &bad) != 0) {
-            rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path,
-                               "document %llu (line %zu) is not valid UTF-8 at byte %zu of its text",
-                               (unsigned long long)pr.docs + 1, cp.doc_line, bad);
-            break;
-        }
         size_t n;
         sae_free(ids);
         ids = NULL;
-        if ((rc = data_tokenizer_encode(t, cp.text, cp.text_len, 0, &ids, &n, err)) < 0) break;
+        if ((rc = data_tokenizer_encode(t, doc_in.text, doc_in.len, 0, &ids, &n, err)) < 0) break;
         int64_t doc = (int64_t)pr.docs++;
         size_t W = seq_len - 1;
         for (size_t w0 = 0; w0 < n && rc == SAE_OK; w0 += W) {
@@ -295,15 +358,15 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
                 rc = flush(&c, pending_label, pending_source, err);
                 for (size_t i = 0; i < max_win; i++) sae_free(doc_labels[i]), doc_labels[i] = NULL;
                 if (rc < 0) break;
-                pr.bytes_done = cp.bytes;
+                pr.bytes_done = data_corpus_bytes(cp);
                 if (cb) cb(&pr, user);
             }
             b->off[b->n_win] = b->n_rows;
             b->tokens[b->n_rows++] = DATA_TOKEN_BOS;
             memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
             b->n_rows += len;
-            doc_labels[b->n_win] = cp.label ? sae_strdup(cp.label) : NULL;
-            if (cp.label && !doc_labels[b->n_win]) {
+            doc_labels[b->n_win] = doc_in.label ? sae_strdup(doc_in.label) : NULL;
+            if (doc_in.label && !doc_labels[b->n_win]) {
                 rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for a document label");
                 break;
             }
@@ -317,7 +380,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     if (rc == SAE_OK) rc = flush(&c, pending_label, pending_source, err);
     if (rc == SAE_OK && c.rows_written == 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
-    pr.bytes_done = cp.bytes;
+    pr.bytes_done = data_corpus_bytes(cp);
     pr.finished = 1;
     if (rc == SAE_OK && cb) cb(&pr, user);
     if (rc == SAE_OK) rc = write_meta(&c, t, tokenizer_path, seq_len, err);
@@ -330,6 +393,6 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     sae_free(b->tokens), sae_free(b->off), sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
     data_llama_run_free(c.run);
     index_free(&c.idx);
-    corpus_close(&cp);
+    data_corpus_close(cp);
     return rc;
 }

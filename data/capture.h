@@ -25,6 +25,26 @@
 #include "data/llama.h"
 #include "data/tokenizer.h"
 
+/* The corpus reader capture uses, on its own (for tests and fuzzing). A UTF-8
+ * byte order mark is skipped before the format is decided. JSON Lines: each
+ * non-blank line one object, nothing after it but white space; text with
+ * \u0000 or a raw NUL byte is refused (the tokenizer takes NUL-free UTF-8);
+ * every document's text must be valid UTF-8. Errors name the line
+ * ("line 3: ..."). The document's strings belong to the reader and last
+ * until the next call. */
+typedef struct data_corpus data_corpus;
+typedef struct data_corpus_doc {
+    const char *text;
+    size_t len;
+    const char *label; /* NULL if none */
+    size_t line;       /* where the document starts, from 1 */
+} data_corpus_doc;
+int data_corpus_open(data_corpus **out, const char *path, sae_error *err);
+/* 1: *doc filled; 0: end of the corpus; < 0: error */
+int data_corpus_next(data_corpus *c, data_corpus_doc *doc, sae_error *err);
+uint64_t data_corpus_bytes(const data_corpus *c); /* bytes consumed so far */
+void data_corpus_close(data_corpus *c);
+
 typedef struct data_capture_params {
     const char *corpus_path, *out_path;
     int layer;          /* block index, from 0 */

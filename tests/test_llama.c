@@ -12,7 +12,8 @@
  * Without ../shared (always run): crafted model headers are refused without
  * undefined behaviour (dim * n_kv_heads past INT_MAX, vocab INT_MIN), a
  * directory is named as one, and a long-context model captures with a short
- * --seq-len (attention scores sized by the window). */
+ * --seq-len (attention scores sized by the window); the corpus reader skips a
+ * BOM and refuses \u0000, NUL bytes and junk after a JSON object by line. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -526,9 +527,69 @@ static void test_long_context_short_windows(void **state) {
     data_llama_free(m);
 }
 
+/* Reads every document of a corpus with the given bytes; returns the reader's
+ * status (0 at a clean end) and the documents' texts joined by '|'. */
+static int read_corpus(const char *bytes, size_t n, char *joined, size_t cap, sae_error *err) {
+    const char *p = tu_path(tmp, "corpus.txt");
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+    data_corpus *c;
+    joined[0] = 0;
+    int rc = data_corpus_open(&c, p, err);
+    if (rc < 0) return rc;
+    data_corpus_doc d;
+    while ((rc = data_corpus_next(c, &d, err)) == 1) {
+        size_t at = strlen(joined);
+        snprintf(joined + at, cap - at, "%s%.*s", at ? "|" : "", (int)d.len, d.text);
+    }
+    data_corpus_close(c);
+    return rc;
+}
+
+#define CORPUS(s) s, sizeof s - 1
+
+static void test_corpus_reader(void **state) {
+    (void)state;
+    char got[512];
+    sae_error err = {0};
+    /* a BOM before JSON Lines: still JSON Lines */
+    assert_int_equal(read_corpus(CORPUS("\xef\xbb\xbf{\"text\": \"a b\"}\n{\"text\": \"c\"}\n"), got,
+                                 sizeof got, &err), 0);
+    assert_string_equal(got, "a b|c");
+    /* \u0000 would cut the text at the NUL: refused with its line */
+    err = (sae_error){0};
+    assert_int_equal(read_corpus(CORPUS("{\"text\": \"ok\"}\n{\"text\": \"cut\\u0000here\"}\n"), got,
+                                 sizeof got, &err), SAE_ERR_FORMAT);
+    if (!strstr(err.msg, "line 2") || !strstr(err.msg, "\\u0000")) fail_msg("'%s'", err.msg);
+    /* an escaped backslash before u0000 is text, not a NUL */
+    assert_int_equal(read_corpus(CORPUS("{\"text\": \"a\\\\u0000\"}\n"), got, sizeof got, &err), 0);
+    assert_string_equal(got, "a\\u0000");
+    /* junk after the object */
+    err = (sae_error){0};
+    assert_int_equal(read_corpus(CORPUS("{\"text\": \"a\"}\n{\"text\": \"b\"} junk\n"), got,
+                                 sizeof got, &err), SAE_ERR_FORMAT);
+    if (!strstr(err.msg, "line 2: junk after the JSON object")) fail_msg("'%s'", err.msg);
+    assert_int_equal(read_corpus(CORPUS("{\"text\": \"a\"}  \t\r\n"), got, sizeof got, &err), 0);
+    /* a raw NUL byte, in either format */
+    err = (sae_error){0};
+    assert_int_equal(read_corpus(CORPUS("plain\n\nte\0xt\n"), got, sizeof got, &err), SAE_ERR_FORMAT);
+    if (!strstr(err.msg, "line 3: contains a NUL byte")) fail_msg("'%s'", err.msg);
+    /* plain text keeps working, BOM skipped */
+    assert_int_equal(read_corpus(CORPUS("\xef\xbb\xbfone\ntwo\n\n\nthree\n"), got, sizeof got, &err), 0);
+    assert_string_equal(got, "one\ntwo|three");
+    /* a directory */
+    data_corpus *c;
+    err = (sae_error){0};
+    assert_true(data_corpus_open(&c, tmp, &err) < 0);
+    if (!strstr(err.msg, "is a directory")) fail_msg("'%s'", err.msg);
+}
+
 static const struct CMUnitTest own_tests[] = {
     cmocka_unit_test(test_header_checked_without_ub),
     cmocka_unit_test(test_long_context_short_windows),
+    cmocka_unit_test(test_corpus_reader),
 };
 
 int main(void) {
