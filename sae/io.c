@@ -207,8 +207,11 @@ static int check_tensor(hid_t h, const sae_tensor *t, const sae_config *c, const
     hsize_t d1 = t->file_transposed ? t->rows : t->cols;
     if (data_h5_dataset_info(h, t->name, &info) != SAE_OK)
         return sae_error_set(err, SAE_ERR_FORMAT, path, "missing dataset /%s", t->name);
-    if (info.rank != (t->cols ? 2 : 1) || info.cls != H5T_FLOAT || info.dims[0] != d0 ||
-        (t->cols && info.dims[1] != d1)) {
+    int shape_ok = info.rank == (t->cols ? 2 : 1) && info.dims[0] == d0 && (!t->cols || info.dims[1] == d1);
+    if (shape_ok && info.cls != H5T_FLOAT) /* the right shape: say what is actually wrong */
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "/%s holds %s, not floating-point numbers", t->name,
+                             info.cls == H5T_INTEGER ? "integers" : "values of another type");
+    if (!shape_ok || info.cls != H5T_FLOAT) {
         if (info.rank == 2)
             return sae_error_set(err, SAE_ERR_FORMAT, path,
                                  "/%s is [%llu, %llu] (%s) but d_model=%zu, n_latents=%zu need [%llu, %llu]",

@@ -43,6 +43,8 @@ expect_ok "$MB" attr-i64 s.h5 dbig.h5 / d_model 1000000
 expect_error "/W_enc is [16, 64] (float) but d_model=1000000" "$S" eval --sae dbig.h5 --data a.h5
 expect_ok "$MB" attr-i64 s.h5 mbig.h5 / n_latents 1073741824
 expect_error "need [16, 1073741824]" "$S" features --sae mbig.h5 --data a.h5 --out never.h5
+expect_ok "$MB" as-i32 s.h5 wint.h5 W_enc
+expect_error "/W_enc holds integers, not floating-point numbers" "$S" eval --sae wint.h5 --data a.h5
 expect_ok "$MB" attr-f64 s.h5 auxinf.h5 / aux_coef inf
 expect_error "aux_coef = inf is not a finite float" "$S" eval --sae auxinf.h5 --data a.h5
 expect_ok "$MB" set-f32 s.h5 nan.h5 W_dec 5 nan

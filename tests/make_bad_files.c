@@ -10,6 +10,7 @@
  *   make_bad_files set-i32 SRC OUT DSET INDEX VALUE  ... of an int32 dataset
  *   make_bad_files set-i64 SRC OUT DSET INDEX VALUE  ... of an int64 dataset
  *   make_bad_files fill-f32 SRC OUT DSET VALUE        every element of a float dataset
+ *   make_bad_files as-i32 SRC OUT DSET                a float dataset rewritten as int32, same shape
  *   make_bad_files unwritten-sae OUT D M             an SAE whose datasets declare
  *                                                    [D, M] etc. but were never written
  * SRC is copied to OUT first; OUT is then edited in place. */
@@ -69,6 +70,26 @@ static int edit_dataset(hid_t f, const char *name, hid_t type, size_t esize, lon
     return rc;
 }
 
+/* The dataset replaced by an int32 one of the same shape and (rounded) values. */
+static int as_i32(hid_t f, const char *name) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    hid_t sp = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    int *buf = n > 0 ? malloc((size_t)n * sizeof *buf) : NULL;
+    int rc = buf && H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 ? 0 : -1;
+    H5Dclose(ds);
+    if (rc == 0) rc = H5Ldelete(f, name, H5P_DEFAULT) < 0 ? -1 : 0;
+    if (rc == 0) {
+        ds = H5Dcreate2(f, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 ? 0 : -1;
+        if (ds >= 0) H5Dclose(ds);
+    }
+    H5Sclose(sp);
+    free(buf);
+    return rc;
+}
+
 /* Datasets created with their shapes and never written: no storage at all. */
 static int unwritten_sae(const char *out, unsigned long long d, unsigned long long m) {
     hid_t f = H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -102,7 +123,7 @@ static int damage(int argc, char **argv) {
     const char *mode = argv[1];
     if (strcmp(mode, "unwritten-sae") == 0)
         return argc == 5 ? unwritten_sae(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0)) : -1;
-    if (argc < 6 || copy_file(argv[2], argv[3])) return -1;
+    if (argc < 5 || copy_file(argv[2], argv[3])) return -1;
     hid_t f = H5Fopen(argv[3], H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) return -1;
     int rc = -1;
@@ -122,6 +143,8 @@ static int damage(int argc, char **argv) {
         rc = edit_dataset(f, argv[4], H5T_NATIVE_INT32, 4, atol(argv[5]), strtod(argv[6], NULL));
     } else if (strcmp(mode, "set-i64") == 0 && argc == 7) {
         rc = edit_dataset(f, argv[4], H5T_NATIVE_LLONG, 8, atol(argv[5]), strtod(argv[6], NULL));
+    } else if (strcmp(mode, "as-i32") == 0 && argc == 5) {
+        rc = as_i32(f, argv[4]);
     } else if (strcmp(mode, "fill-f32") == 0 && argc == 6) {
         rc = edit_dataset(f, argv[4], H5T_NATIVE_FLOAT, 4, -1, strtod(argv[5], NULL));
     }
