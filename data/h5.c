@@ -174,15 +174,37 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
-static int child_record(int fd, char tag, const char *s, size_t len) {
+/* The child's records go out in 64 KiB pieces: three write(2)s per string
+ * made a 32k-entry /vocab cost ~100k system calls and context switches
+ * (340 ms instead of 45 ms on a loaded machine). */
+typedef struct child_out {
+    int fd;
+    size_t len;
+    char buf[1 << 16];
+} child_out;
+
+static int child_put(child_out *o, const void *p, size_t n) {
+    if (o->len + n > sizeof o->buf) {
+        if (write_all(o->fd, o->buf, o->len) < 0) return -1;
+        o->len = 0;
+        if (n > sizeof o->buf) return write_all(o->fd, p, n);
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+static int child_record(child_out *o, char tag, const char *s, size_t len) {
     uint32_t n = (uint32_t)len;
-    return write_all(fd, &tag, 1) || write_all(fd, &n, 4) || write_all(fd, s, len) ? -1 : 0;
+    return child_put(o, &tag, 1) || child_put(o, &n, 4) || child_put(o, s, len) ? -1 : 0;
 }
 
 static void child_run(int fd, hid_t obj, h5_string_reader rd) {
+    static child_out o; /* static: 64 KiB is a lot for a thread's stack */
     char msg[256] = "";
     char **s = NULL;
     size_t n = 0;
+    o.fd = fd, o.len = 0;
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* a crash here is expected, not a core file */
     signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGHUP, SIG_DFL); /* not our
@@ -191,16 +213,16 @@ static void child_run(int fd, hid_t obj, h5_string_reader rd) {
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, 2); /* a sanitizer's report of the crash is noise */
     if (rd(obj, &s, &n, msg, sizeof msg) < 0) {
-        child_record(fd, 'X', msg, strlen(msg));
+        if (child_record(&o, 'X', msg, strlen(msg)) == 0) write_all(fd, o.buf, o.len);
         _exit(1);
     }
     for (size_t i = 0; i < n; i++) {
         size_t len = s[i] ? strlen(s[i]) : 0;
-        if (len > UINT32_MAX || child_record(fd, 'S', s[i] ? s[i] : "", len) < 0) _exit(1);
+        if (len > UINT32_MAX || child_record(&o, 'S', s[i] ? s[i] : "", len) < 0) _exit(1);
     }
     uint64_t cnt = n;
     char e = 'E';
-    _exit(write_all(fd, &e, 1) || write_all(fd, &cnt, 8) ? 1 : 0);
+    _exit(child_put(&o, &e, 1) || child_put(&o, &cnt, 8) || write_all(fd, o.buf, o.len) ? 1 : 0);
 }
 
 /* Reads what the child sends, at most `limit` bytes, into *buf. 0 at end of
