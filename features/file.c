@@ -153,8 +153,11 @@ static int read_attrs(hid_t h, feat_dict *fd, const char *path, sae_error *err) 
         return sae_error_set(err, SAE_ERR_FORMAT, path, "attribute context = %lld is out of range (0 .. %d)",
                              (long long)ctx, FEAT_MAX_CONTEXT);
     fd->n_tokens = (uint64_t)ntok, fd->context = (size_t)ctx;
-    data_h5_get_attr_str(h, "sae", fd->sae_path, sizeof fd->sae_path);
-    data_h5_get_attr_str(h, "data", fd->data_path, sizeof fd->data_path);
+    /* absent or unreadable paths stay "" (they are only shown), but running
+     * out of memory is reported, not taken for a missing attribute */
+    if (data_h5_get_attr_str(h, "sae", fd->sae_path, sizeof fd->sae_path) == SAE_ERR_NOMEM ||
+        data_h5_get_attr_str(h, "data", fd->data_path, sizeof fd->data_path) == SAE_ERR_NOMEM)
+        return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading its attributes");
     return SAE_OK;
 }
 
@@ -319,7 +322,9 @@ int feat_read(feat_dict **out, const char *path, sae_error *err) {
         rc = sae_error_set(err, SAE_ERR_FORMAT, path, sae_file_exists(path) ? "not an HDF5 file" : "no such file");
     else if ((h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open (%s)", data_h5_last_error(msg, sizeof msg));
-    else if (data_h5_get_attr_str(h, "format", fmt, sizeof fmt) != SAE_OK || strcmp(fmt, "sae-features") != 0)
+    else if ((rc = data_h5_get_attr_str(h, "format", fmt, sizeof fmt)) == SAE_ERR_NOMEM)
+        rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /format");
+    else if (rc != SAE_OK || strcmp(fmt, "sae-features") != 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, path, "not a features file (make one with `sae features`)");
     if (rc == SAE_OK) rc = read_open(h, out, path, err);
     if (h >= 0) H5Fclose(h);

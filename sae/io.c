@@ -106,7 +106,10 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
                          sae_error *err) {
     hid_t h = (hid_t)h5_loc;
     char fmt[64], arch[64] = "";
-    if (data_h5_get_attr_str(h, "format", fmt, sizeof fmt) != SAE_OK || strcmp(fmt, "sae") != 0) {
+    /* out of memory reading a string attribute is not "no such attribute" */
+    int fr = data_h5_get_attr_str(h, "format", fmt, sizeof fmt);
+    if (fr == SAE_ERR_NOMEM) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /format");
+    if (fr != SAE_OK || strcmp(fmt, "sae") != 0) {
         data_h5_info info;
         if (data_h5_dataset_info(h, "activations", &info) == SAE_OK)
             return sae_error_set(err, SAE_ERR_FORMAT, path,
@@ -122,8 +125,9 @@ int sae_file_read_config(int64_t h5_loc, sae_config *c, double *input_scale, con
                              "SAE format_version %lld is newer than this tool reads (%d)",
                              (long long)ver, SAE_FILE_FORMAT_VERSION);
     memset(c, 0, sizeof *c);
-    if (data_h5_get_attr_str(h, "arch", arch, sizeof arch) != SAE_OK ||
-        sae_arch_parse(arch, &c->arch) != 0)
+    int ar = data_h5_get_attr_str(h, "arch", arch, sizeof arch);
+    if (ar == SAE_ERR_NOMEM) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /arch");
+    if (ar != SAE_OK || sae_arch_parse(arch, &c->arch) != 0)
         return sae_error_set(err, SAE_ERR_FORMAT, path, "unknown or missing arch attribute '%s'",
                              arch);
     if (data_h5_get_attr_i64(h, "d_model", &d) != SAE_OK ||
