@@ -52,7 +52,7 @@ static int set_bool(const cli_opt *o, const sae_ini_entry *e, sae_error *err) {
     int on = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
     int off = !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no");
     if (!on && !off)
-        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' expects true or false, got '%s'", e->key, v);
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%.100s' expects true or false, got '%.100s'", e->key, v);
     *(int *)o->target = o->type == CLI_TRUE ? on : off;
     return 0;
 }
@@ -60,9 +60,9 @@ static int set_bool(const cli_opt *o, const sae_ini_entry *e, sae_error *err) {
 static int apply(cfg_ctx *c, size_t i, const sae_ini_entry *e, sae_error *err) {
     const cli_opt *o = &c->opts[i];
     if (!o->in_config)
-        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' cannot be set in a config file", e->key);
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%.100s' cannot be set in a config file", e->key);
     if (c->set_on[i])
-        return sae_ini_error(err, SAE_ERR_ARG, e, "'%s' is already set on line %zu (--%s)", e->key,
+        return sae_ini_error(err, SAE_ERR_ARG, e, "'%.100s' is already set on line %zu (--%s)", e->key,
                              c->set_on[i], o->name);
     c->set_on[i] = e->line;
     if (o->type == CLI_TRUE || o->type == CLI_FALSE) return set_bool(o, e, err);
@@ -79,13 +79,13 @@ static int on_entry(void *user, const sae_ini_entry *e, sae_error *err) {
     if (e->section[0] && strcmp(e->section, c->cmd) != 0) {
         sae_ini_entry at = *e; /* the error is the [section] line, not its first key */
         at.line = e->section_line;
-        return sae_ini_error(err, SAE_ERR_ARG, &at, "section [%s] does not apply to 'sae %s' (use [%s])",
+        return sae_ini_error(err, SAE_ERR_ARG, &at, "section [%.100s] does not apply to 'sae %s' (use [%s])",
                              e->section, c->cmd, c->cmd);
     }
     for (size_t i = 0; i < c->n_opts; i++)
         if (key_is(c->opts[i].name, e->key)) return apply(c, i, e, err);
     return sae_ini_error(err, SAE_ERR_ARG, e,
-                         "unknown key '%s' (keys are the long flags of 'sae %s', see 'sae %s --help')",
+                         "unknown key '%.100s' (keys are the long flags of 'sae %s', see 'sae %s --help')",
                          e->key, c->cmd, c->cmd);
 }
 

@@ -212,9 +212,10 @@ static int parse_pair(parser *p, char *s, size_t line) {
         return sae_error_set(p->err, SAE_ERR_NOMEM, p->name, "out of memory reading the config file");
     if (first) {
         if (p->section[0])
-            return line_error(p->err, p->name, line, "duplicate key '%s' in [%s] (first set at line %zu)",
+            return line_error(p->err, p->name, line, "duplicate key '%.100s' in [%.100s] (first set at line %zu)",
                               s, p->section, first);
-        return line_error(p->err, p->name, line, "duplicate key '%s' (first set at line %zu)", s, first);
+        return line_error(p->err, p->name, line, "duplicate key '%.100s' (first set at line %zu)", s,
+                          first);
     }
     rc = p->fn(p->user, &e, p->err);
     SAE_ASSERT(rc <= 0);
