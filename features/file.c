@@ -251,12 +251,16 @@ static int read_string_list(hid_t h, const char *name, char ***out, size_t n, co
  * then nothing indexes a vocabulary with them). */
 static int check_ids(const int32_t *ids, size_t rows, size_t cols, size_t V, int has_vocab, const char *name,
                      const char *path, sae_error *err) {
-    for (size_t i = 0; i < rows * cols; i++)
-        if (ids[i] < -1 || (has_vocab && ids[i] >= 0 && (size_t)ids[i] >= V))
+    for (size_t i = 0; i < rows * cols; i++) {
+        if (ids[i] < -1)
             return sae_error_set(err, SAE_ERR_FORMAT, path,
-                                 "/%s[%zu][%zu] = %d is not a token id (%s%zu entries)", name, i / cols,
-                                 i % cols, (int)ids[i], has_vocab ? "/vocab has " : "must be >= -1; ",
-                                 has_vocab ? V : (size_t)0);
+                                 "/%s[%zu][%zu] = %d is not a token id (ids are >= 0, or -1 for none)", name,
+                                 i / cols, i % cols, (int)ids[i]);
+        if (has_vocab && ids[i] >= 0 && (size_t)ids[i] >= V)
+            return sae_error_set(err, SAE_ERR_FORMAT, path,
+                                 "/%s[%zu][%zu] = %d is not a token id (/vocab has %zu entries)", name, i / cols,
+                                 i % cols, (int)ids[i], V);
+    }
     return SAE_OK;
 }
 

@@ -63,7 +63,7 @@ expect_ok "$S" show gf.h5 --feature 3
 expect_ok "$MB" set-i32 gf.h5 badid.h5 tokens/by_count_id 30 5000
 expect_error "/tokens/by_count_id[3][0] = 5000 is not a token id (/vocab has 100 entries)" "$S" show badid.h5 --feature 3
 expect_ok "$MB" set-i32 gf.h5 badid2.h5 tokens/by_mean_id 0 -7
-expect_error "= -7 is not a token id" "$S" show badid2.h5 --feature 0
+expect_error "= -7 is not a token id (ids are >= 0, or -1 for none)" "$S" show badid2.h5 --feature 0
 expect_ok "$MB" attr-i64 gf.h5 topn.h5 / top_n 4611686018427387904
 expect_error "top_n = 4611686018427387904" "$S" show topn.h5 --feature 0
 expect_ok "$MB" attr-i64 gf.h5 topn2.h5 / top_n 16
