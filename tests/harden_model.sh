@@ -87,6 +87,9 @@ cp mid.h5 other.h5
 expect_error "made on different data" "$S" train --data a2.h5 --out other.h5 $TR --resume
 cp mid.h5 same.h5
 expect_ok "$S" train --data a.h5 --out same.h5 $TR --resume
+# the identity is the content, not the path: a copy of the data resumes
+cp a.h5 acopy.h5; cp mid.h5 copy.h5
+expect_ok "$S" train --data acopy.h5 --out copy.h5 $TR --resume
 expect_ok "$MB" del-attr mid.h5 old.h5 / data_fingerprint
 expect_ok "$S" train --data a.h5 --out old.h5 $TR --resume
 grep -q "predates data fingerprints" err.txt || fail "an old checkpoint resumed without the fingerprint warning"
