@@ -57,6 +57,11 @@ int data_h5_read_i32(hid_t loc, const char *name, int32_t *out, size_t count, co
 int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n, const char *path,
                          sae_error *err);
 void data_h5_free_strings(char **s, size_t n);
+/* 1 (the default): variable-length strings are read in a child process. A
+ * fork costs ~50 ms in a sanitizer build, so structure-aware fuzz harnesses,
+ * whose files come from the HDF5 library itself (their global heaps are
+ * intact), may turn it off for most inputs. */
+void data_h5_set_string_isolation(int on);
 
 /* Whether dataset ds stores every element its extent declares, before
  * anything is allocated or scanned from that extent: sizes overflow-checked;

@@ -112,7 +112,47 @@ def config_seeds():
     put("fuzz_config", "bad_bytes", b"a = 1\nb = 2\rc\nd = \x01\ne = x\x00y\n")
 
 
+def llama_bin(dim, hidden, layers, heads, kv, vocab, seq, shared=True):
+    """llama2.c checkpoint (version 0, run.c's layout): 7 int32 (dim, hidden_dim,
+    n_layers, n_heads, n_kv_heads, vocab_size (negative: separate classifier),
+    seq_len), then float32 token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1,
+    w2, w3, rms_final, freq_cis real and imag, [wcls]."""
+    hs, kvd = dim // heads, dim * kv // heads
+    n = (vocab * dim + layers * dim + 2 * layers * dim * dim + 2 * layers * kvd * dim +
+         layers * dim + 3 * layers * hidden * dim + dim + seq * hs + (0 if shared else vocab * dim))
+    x, w = 7, []
+    for _ in range(n):
+        x = (x * 1664525 + 1013904223) % 2**32
+        w.append(((x >> 8) / 16777216.0 - 0.5) * 0.5)
+    v = vocab if shared else -vocab
+    return struct.pack("<7i", dim, hidden, layers, heads, kv, v, seq) + struct.pack("<%df" % n, *w)
+
+
+def data_seeds():
+    tiny = llama_bin(8, 16, 1, 2, 1, 32, 8)
+    put("fuzz_llama", "tiny", b"\0" + tiny)
+    put("fuzz_llama", "tiny_wcls", b"\0" + llama_bin(8, 12, 2, 4, 2, 20, 4, shared=False))
+    put("fuzz_llama", "padded", b"\1" + tiny[:28] + tiny[28:92])
+    put("fuzz_llama", "padded_nan", b"\1" + tiny[:28] + b"\x00\x00\xc0\x7f\x00\x00\x80\x7f")
+    put("fuzz_llama", "short", b"\0" + tiny[:200])
+    put("fuzz_corpus", "jsonl", b'{"text": "the cat", "label": "en"}\n\n{"text": "\xe3\x81\xbf"}\n')
+    put("fuzz_corpus", "plain", b"first line\nsecond\n\n\nnext doc\r\n")
+    put("fuzz_corpus", "bom", b"\xef\xbb\xbf{\"text\": \"a\"}\n")
+    put("fuzz_corpus", "escapes", b'{"text": "a\\u0000b"}\n{"text": "c\\\\u0000 \\ud83d\\ude00"}\n')
+    put("fuzz_corpus", "junk", b'{"text": "a"} x\n{"text": "b", "label": 3}\n')
+    # fuzz_actfile: 19 choice bytes (all zero = a valid file), then values/text
+    values = bytes(range(0, 250, 3)) + b"\xff\xfe"
+    put("fuzz_actfile", "valid", bytes(19) + values)
+    put("fuzz_actfile", "isolated", bytes(8) + b"\x0f" + bytes(10) + values)  # strings read in a child
+    put("fuzz_actfile", "f16_chunks", bytes([7, 3, 1, 2]) + bytes(15) + values)
+    put("fuzz_actfile", "unwritten_2e40", bytes([0, 0, 16, 0, 40]) + bytes(14))
+    put("fuzz_actfile", "bad_token", bytes([9, 1, 0, 0, 0, 16, 3, 5]) + bytes(11))
+    put("fuzz_actfile", "bad_offsets", bytes([20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 2, 2, 9]) + bytes(5))
+    put("fuzz_actfile", "extras", bytes([5, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 7, 1, 1]) + b"ab\xc3(")
+
+
 def main():
+    data_seeds()
     config_seeds()
     model_seeds()
     tokenizer_seeds()
