@@ -77,6 +77,9 @@ expect_ok "$MB" attr-i64 mid0.h5 mid1.h5 /train step 8
 expect_ok "$MB" attr-i64 mid1.h5 mid.h5 /train tokens 2048
 expect_ok "$MB" attr-i64 s.h5 step62.h5 /train step 4611686018427387904
 expect_error "step 4611686018427387904 is past the run's last step 16" "$S" train --data a.h5 --out step62.h5 $TR --resume
+# the default --buffer is 262144 rows, read in windows of half of it
+expect_ok "$MB" attr-i64 mid.h5 off.h5 /train offset 131073
+expect_error "offset 131073 is past the 131072-row window" "$S" train --data a.h5 --out off.h5 $TR --resume
 expect_ok "$MB" attr-i64 mid.h5 tok.h5 /train tokens 9999
 expect_error "9999 tokens seen after 8 steps of 256 rows" "$S" train --data a.h5 --out tok.h5 $TR --resume
 expect_ok "$MB" set-f32 mid.h5 nanm.h5 train/adam_m 7 nan

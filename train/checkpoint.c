@@ -175,9 +175,12 @@ static int check_counters(const train__state *s, int64_t complete, const train_p
     if (__builtin_add_overflow(s->tokens, s->skipped, &rows_seen) || s->pos.epoch > rows_seen / f->n)
         return BAD_STATE("epoch %llu after %llu tokens of a %zu-row file", (unsigned long long)s->pos.epoch,
                          (unsigned long long)s->tokens, f->n);
-    if (s->pos.offset > p->buffer_rows)
-        return BAD_STATE("offset %llu is past the %zu-row shuffle buffer", (unsigned long long)s->pos.offset,
-                         p->buffer_rows);
+    /* the offset is within one window, and a window is at most half the
+     * buffer (data/reader.c); a larger one would silently skip to the next */
+    size_t half = p->buffer_rows / 2 ? p->buffer_rows / 2 : 1;
+    if (s->pos.offset > half)
+        return BAD_STATE("offset %llu is past the %zu-row window of the %zu-row shuffle buffer",
+                         (unsigned long long)s->pos.offset, half, p->buffer_rows);
     for (size_t j = 0; j < s->model.cfg.m; j++)
         if (s->since_fired[j] > s->tokens)
             return BAD_STATE("latent %zu last fired %llu tokens ago, after only %llu tokens", j,
