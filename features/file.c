@@ -319,13 +319,13 @@ int feat_read(feat_dict **out, const char *path, sae_error *err) {
     *out = NULL;
     data_h5_init();
     data_h5_lock();
-    char fmt[64] = "", msg[256];
+    char fmt[64] = "";
     hid_t h = -1;
     int rc = SAE_OK;
     if (H5Fis_hdf5(path) <= 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, path, sae_file_exists(path) ? "not an HDF5 file" : "no such file");
     else if ((h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        rc = sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open (%s)", data_h5_last_error(msg, sizeof msg));
+        rc = data_h5_open_error(path, err); /* a file locked by a writer is named as such */
     else if ((rc = data_h5_get_attr_str(h, "format", fmt, sizeof fmt)) == SAE_ERR_NOMEM)
         rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading /format");
     else if (rc != SAE_OK || strcmp(fmt, "sae-features") != 0)

@@ -293,12 +293,9 @@ int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err) {
     if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
     if (st.st_size == 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "empty file");
-    char msg[256];
-    if (H5Fis_hdf5(path) <= 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "not an HDF5 file");
-    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (h < 0)
-        return sae_error_set(err, SAE_ERR_FORMAT, path, "cannot open HDF5 file (%s); truncated or damaged?",
-                             data_h5_last_error(msg, sizeof msg));
+    hid_t h; /* data_h5_open_read tells a file locked by a writer from a damaged one */
+    int rc = data_h5_open_read(path, &h, err);
+    if (rc < 0) return rc;
     *h5_out = h;
     return SAE_OK;
 }

@@ -100,11 +100,14 @@ expect_error "/tokens declares 64 rows but stores only 16" "$S" info tok.h5
 # --- a file held open for writing by another process ----------------------
 HDF5_USE_FILE_LOCKING=TRUE "$PY" -c "
 import h5py, time, sys
-f = h5py.File('a.h5', 'a'); open('held', 'w').close(); time.sleep(20)" &
+f = [h5py.File(p, 'a') for p in ('a.h5', 's.h5', 'f.h5')]; open('held', 'w').close(); time.sleep(20)" &
 holder=$!
 for _ in $(seq 100); do [ -e held ] && break; sleep 0.1; done
 HDF5_USE_FILE_LOCKING=TRUE expect_error "file is locked" "$S" train --data a.h5 --out x.h5 --latents 16 --k 2
 grep -q truncated err.txt && fail "a locked file is called truncated"
+# SAE files, checkpoints and features files are opened by their own loaders
+HDF5_USE_FILE_LOCKING=TRUE expect_error "file is locked" "$S" info s.h5
+HDF5_USE_FILE_LOCKING=TRUE expect_error "file is locked" "$S" show f.h5 --feature 0
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 
 # --- models, tokenizers, corpora ------------------------------------------
