@@ -199,12 +199,9 @@ static int child_record(child_out *o, char tag, const char *s, size_t len) {
     return child_put(o, &tag, 1) || child_put(o, &n, 4) || child_put(o, s, len) ? -1 : 0;
 }
 
-static void child_run(int fd, hid_t obj, h5_string_reader rd) {
-    static child_out o; /* static: 64 KiB is a lot for a thread's stack */
-    char msg[256] = "";
-    char **s = NULL;
-    size_t n = 0;
-    o.fd = fd, o.len = 0;
+/* What a child does first: no core file, default signal handling, no
+ * stderr. */
+static void child_prepare(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* a crash here is expected, not a core file */
     signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGHUP, SIG_DFL); /* not our
@@ -212,6 +209,15 @@ static void child_run(int fd, hid_t obj, h5_string_reader rd) {
     signal(SIGPIPE, SIG_DFL);
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, 2); /* a sanitizer's report of the crash is noise */
+}
+
+static void child_run(int fd, hid_t obj, h5_string_reader rd) {
+    static child_out o; /* static: 64 KiB is a lot for a thread's stack */
+    char msg[256] = "";
+    char **s = NULL;
+    size_t n = 0;
+    o.fd = fd, o.len = 0;
+    child_prepare();
     if (rd(obj, &s, &n, msg, sizeof msg) < 0) {
         if (child_record(&o, 'X', msg, strlen(msg)) == 0) write_all(fd, o.buf, o.len);
         _exit(1);
@@ -385,19 +391,80 @@ static int read_ds_strings(hid_t ds, char ***out, size_t *n_out, char *msg, size
     return 0;
 }
 
-/* Child side of an attribute read: one scalar variable-length string. */
-static int read_attr_string(hid_t a, char ***out, size_t *n_out, char *msg, size_t cap) {
-    char **s = sae_calloc_n(2, sizeof *s);
+/* One scalar variable-length string attribute into buf (cap bytes, cut to
+ * fit), through a child like the datasets but with no allocation on our
+ * side (an attribute that fails to read reads as absent, so an allocation
+ * failure here could not be told from a missing attribute): the child sends
+ * at most cap - 1 bytes, the parent reads them into buf. SAE_OK, or
+ * SAE_ERR_FORMAT when unreadable (the child failed or crashed: a damaged
+ * heap). */
+static void attr_child(int fd, hid_t a, size_t cap) {
+    child_prepare();
+    char *s = NULL;
     hid_t mt = vlen_utf8_type();
-    herr_t rc = s ? H5Aread(a, mt, s) : -1;
+    if (H5Aread(a, mt, &s) < 0 || !s) _exit(1);
+    size_t len = strlen(s);
+    if (len > cap - 1) len = cap - 1;
+    _exit(write_all(fd, s, len) ? 1 : 0);
+}
+
+static int attr_in_process(hid_t a, char *buf, size_t cap) {
+    char *s = NULL;
+    hid_t mt = vlen_utf8_type();
+    herr_t rc = H5Aread(a, mt, &s);
     H5Tclose(mt);
-    if (rc < 0) {
-        data_h5_last_error(msg, cap);
-        sae_free(s);
-        return -1;
+    if (rc < 0 || !s) return SAE_ERR_FORMAT;
+    snprintf(buf, cap, "%s", s);
+    H5free_memory(s);
+    return SAE_OK;
+}
+
+/* Reads what the attribute's child sends into buf; 1 when it hung. */
+static int attr_collect(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    int hung = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, STR_TIMEOUT_MS);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) {
+            hung = 1;
+            break;
+        }
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+        if (len == cap - 1) break; /* all it may send */
     }
-    *out = s, *n_out = 1;
-    return 0;
+    buf[len] = 0;
+    return hung;
+}
+
+static int read_attr_contained(hid_t a, char *buf, size_t cap) {
+    if (cap < 1) return SAE_ERR_FORMAT;
+    if (!string_isolation || file_is_writable(a)) return attr_in_process(a, buf, cap);
+    int fds[2];
+    if (pipe(fds) != 0) return SAE_ERR_FORMAT;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]), close(fds[1]);
+        return SAE_ERR_FORMAT;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        attr_child(fds[1], a, cap);
+    }
+    close(fds[1]);
+    int hung = attr_collect(fds[0], buf, cap);
+    close(fds[0]);
+    if (hung) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!hung && WIFEXITED(status) && WEXITSTATUS(status) == 0) return SAE_OK;
+    buf[0] = 0;
+    return SAE_ERR_FORMAT;
 }
 
 int data_h5_read_strings(hid_t loc, const char *name, char ***out, size_t *n_out,
@@ -584,12 +651,7 @@ int data_h5_get_attr_str(hid_t loc, const char *name, char *buf, size_t cap) {
         /* an array would overflow the one-element buffers below */
     } else if (H5Tget_class(ty) == H5T_STRING) {
         if (H5Tis_variable_str(ty) > 0) {
-            char *s[2] = {NULL, NULL};
-            if (read_strings_contained(a, read_attr_string, 1, s, name, NULL, NULL) == SAE_OK) {
-                snprintf(buf, cap, "%s", s[0]);
-                rc = SAE_OK;
-            }
-            sae_free(s[0]);
+            rc = read_attr_contained(a, buf, cap);
         } else {
             /* fixed-length strings, as numpy's bytes attributes are stored */
             size_t n = H5Tget_size(ty);
