@@ -10,7 +10,7 @@
 #  - number flags name the cause (--lr 1e39 is out of float range), and so
 #    does viz trace --len 0.
 set -u
-SAE=$1
+SAE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: one case runs it from another folder
 MKBAD=$2
 T=$(mktemp -d "${TMPDIR:-/tmp}/saepaths.XXXXXX")
 trap 'rm -rf "$T"' EXIT
