@@ -2,6 +2,7 @@
  * toolkit's files to viz/ figures. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +31,6 @@ static int check_paths(sae_paths *ps, const viz_render_opts *ro, const char *out
     sae_paths_add(ps, "--font", ro->font, SAE_PATH_IN);
     sae_paths_add(ps, "--out", out, SAE_PATH_OUT);
     return cli_check_paths(ps);
-}
-
-/* unit-norm rows of W (n, d) into out */
-static void normalize_rows(float *out, const float *W, size_t n, size_t d) {
-    for (size_t i = 0; i < n; i++) {
-        double nn = 0;
-        for (size_t c = 0; c < d; c++) nn += (double)W[i * d + c] * W[i * d + c];
-        float s = nn > 0 ? (float)(1 / sqrt(nn)) : 0;
-        for (size_t c = 0; c < d; c++) out[i * d + c] = W[i * d + c] * s;
-    }
 }
 
 /* Loads a dictionary: an SAE's decoder rows, or a data file's /truth/features. */
@@ -146,68 +137,39 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
         sae_free(A), sae_free(B);
         return fail(&err);
     }
-    size_t d = da;
-    float *An = sae_alloc(na * d * 4), *Bn = sae_alloc(nb * d * 4), *cos = sae_alloc(na * nb * 4);
-    if (!An || !Bn || !cos) {
-        cli_errorf(NULL, "out of memory for a %zu x %zu similarity matrix", na, nb);
-        return CLI_EXIT_ERROR;
-    }
-    normalize_rows(An, A, na, d);
-    normalize_rows(Bn, B, nb, d);
-    sae_gemm(0, 1, na, nb, d, 1.0f, An, d, Bn, d, 0.0f, cos, nb);
-    /* greedy matching: rows by their best cosine, each takes its best free column */
-    size_t *order = sae_malloc(na * sizeof *order), *match = sae_malloc(na * sizeof *match);
-    float *best = sae_malloc(na * sizeof *best);
-    char *used = sae_calloc_n(nb, 1);
-    double mean_best = 0;
-    for (size_t i = 0; i < na; i++) {
-        best[i] = -2;
-        for (size_t j = 0; j < nb; j++) best[i] = fmaxf(best[i], cos[i * nb + j]);
-        mean_best += best[i];
-        order[i] = i;
-    }
-    mean_best /= (double)na;
-    for (size_t i = 1; i < na; i++) /* insertion sort by best, descending (stable) */
-        for (size_t k = i; k > 0 && best[order[k]] > best[order[k - 1]]; k--) {
-            size_t t = order[k];
-            order[k] = order[k - 1], order[k - 1] = t;
-        }
-    size_t shown = n < na ? n : na;
-    if (shown > nb) shown = nb;
-    float *mat = sae_malloc(shown * shown * sizeof *mat);
-    double mean_matched = 0;
-    for (size_t r = 0; r < shown; r++) {
-        size_t i = order[r], bj = 0;
-        float bv = -2;
-        for (size_t j = 0; j < nb; j++)
-            if (!used[j] && cos[i * nb + j] > bv) bv = cos[i * nb + j], bj = j;
-        used[bj] = 1, match[r] = bj;
-        mean_matched += bv;
-    }
-    mean_matched /= (double)shown;
-    char **rl = sae_malloc(shown * sizeof *rl), **cl = sae_malloc(shown * sizeof *cl);
-    for (size_t r = 0; r < shown; r++) {
-        for (size_t c2 = 0; c2 < shown; c2++) mat[r * shown + c2] = cos[order[r] * nb + match[c2]];
+    feat_alignment al;
+    rc = feat_align(A, na, B, nb, da, n, &al, &err);
+    sae_free(A), sae_free(B);
+    size_t shown = rc == SAE_OK ? al.shown : 0;
+    char **rl = sae_calloc_n(shown, sizeof *rl), **cl = sae_calloc_n(shown, sizeof *cl);
+    if (rc == SAE_OK && (!rl || !cl)) rc = sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t r = 0; rc == SAE_OK && r < shown; r++) {
+        size_t i = al.row[r], j = al.col[r];
         char buf[256];
-        snprintf(buf, sizeof buf, "#%zu%s%.40s", order[r], la && la[order[r]][0] ? "  " : "", la ? la[order[r]] : "");
+        snprintf(buf, sizeof buf, "#%zu%s%.40s", i, la && la[i][0] ? "  " : "", la ? la[i] : "");
         rl[r] = sae_strdup(buf);
-        snprintf(buf, sizeof buf, "%s%zu%s%.30s", tb ? "truth " : "#", match[r], lb && lb[match[r]][0] ? "  " : "",
-                 lb ? lb[match[r]] : "");
+        snprintf(buf, sizeof buf, "%s%zu%s%.30s", tb ? "truth " : "#", j, lb && lb[j][0] ? "  " : "", lb ? lb[j] : "");
         cl[r] = sae_strdup(buf);
+        if (!rl[r] || !cl[r]) rc = sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
-    char title[512], caption[512];
-    snprintf(title, sizeof title, "Feature alignment: %s vs %s", a, tb ? "planted features" : b);
-    snprintf(caption, sizeof caption,
-             "mean best-match cosine %.3f over all %zu features of A; %.3f over the %zu pairs shown", mean_best,
-             na, mean_matched, shown);
-    viz_heatmap h = {.title = title, .caption = caption, .x_title = tb ? "planted feature (matched)" : "B feature (matched)",
-                     .y_title = "A feature", .cbar_title = "cosine similarity", .values = mat, .rows = shown,
-                     .cols = shown, .row_labels = (const char *const *)rl, .col_labels = (const char *const *)cl,
-                     .col_labels_vertical = 1, .vmin = -1, .vmax = 1, .cmap = VIZ_CMAP_RDBU};
-    rc = viz_render_heatmap(&h, out, ro, &err);
-    for (size_t r = 0; r < shown; r++) sae_free(rl[r]), sae_free(cl[r]);
-    sae_free(rl), sae_free(cl), sae_free(mat), sae_free(order), sae_free(match), sae_free(best), sae_free(used);
-    sae_free(An), sae_free(Bn), sae_free(cos), sae_free(A), sae_free(B);
+    double mean_best = rc == SAE_OK ? al.mean_best : 0;
+    if (rc == SAE_OK) {
+        char title[512], caption[512];
+        snprintf(title, sizeof title, "Feature alignment: %s vs %s", a, tb ? "planted features" : b);
+        snprintf(caption, sizeof caption,
+                 "mean best-match cosine %.3f over all %zu features of A; %.3f over the %zu pairs shown",
+                 al.mean_best, na, al.mean_matched, shown);
+        viz_heatmap h = {.title = title, .caption = caption,
+                         .x_title = tb ? "planted feature (matched)" : "B feature (matched)",
+                         .y_title = "A feature", .cbar_title = "cosine similarity", .values = al.cos,
+                         .rows = shown, .cols = shown, .row_labels = (const char *const *)rl,
+                         .col_labels = (const char *const *)cl, .col_labels_vertical = 1, .vmin = -1,
+                         .vmax = 1, .cmap = VIZ_CMAP_RDBU};
+        rc = viz_render_heatmap(&h, out, ro, &err);
+    }
+    for (size_t r = 0; rl && cl && r < shown; r++) sae_free(rl[r]), sae_free(cl[r]);
+    sae_free(rl), sae_free(cl);
+    if (shown) feat_alignment_free(&al);
     for (size_t i = 0; la && i < na; i++) sae_free(la[i]);
     for (size_t i = 0; lb && i < nb; i++) sae_free(lb[i]);
     sae_free(la), sae_free(lb);
@@ -217,16 +179,17 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
 }
 
 /* Tokens of rows [r0, r1) as display strings, byte pieces joined back into
- * characters; values (per row) are combined by max over the joined pieces. */
+ * characters; values (per row) are combined by max over the joined pieces.
+ * Returns their count, or SIZE_MAX when out of memory (nothing kept). */
 static size_t doc_tokens(data_actfile *f, char **vocab, size_t r0, size_t r1, const float *vals, char ***out_tok,
                          float **out_val) {
     int32_t *tok = sae_malloc((r1 - r0) * sizeof *tok);
     sae_error err = {0};
-    data_actfile_read_tokens(f, r0, r1 - r0, tok, &err);
     char **t = sae_calloc_n(r1 - r0, sizeof *t);
     float *v = sae_calloc_n(r1 - r0, sizeof *v);
     size_t n = 0;
-    for (size_t i = 0; i < r1 - r0;) {
+    int ok = tok && t && v && data_actfile_read_tokens(f, r0, r1 - r0, tok, &err) == SAE_OK;
+    for (size_t i = 0; ok && i < r1 - r0;) {
         char buf[256];
         size_t o = 0;
         float mx = vals ? vals[i] : 0;
@@ -244,9 +207,15 @@ static size_t doc_tokens(data_actfile *f, char **vocab, size_t r0, size_t r1, co
             snprintf(buf, sizeof buf, "%s", strcmp(p, "\\n") == 0 ? "\n" : p);
             i++;
         }
-        t[n] = sae_strdup(buf), v[n] = mx, n++;
+        t[n] = sae_strdup(buf), v[n] = mx;
+        ok = t[n++] != NULL;
     }
     sae_free(tok);
+    if (!ok) {
+        for (size_t i = 0; t && i < n; i++) sae_free(t[i]);
+        sae_free(t), sae_free(v);
+        return SIZE_MAX;
+    }
     *out_tok = t, *out_val = v;
     return n;
 }
@@ -274,13 +243,16 @@ static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t 
                            dc->f->n_docs, dc->f->n_docs - 1);
     if (rc < 0) return rc;
     int64_t *off = sae_malloc((dc->f->n_docs + 1) * sizeof *off);
+    if (!off) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     rc = data_actfile_read_doc_offsets(dc->f, off, err);
-    dc->r0 = off[doc], dc->r1 = off[doc + 1];
+    if (rc == SAE_OK) dc->r0 = off[doc], dc->r1 = off[doc + 1];
     sae_free(off);
     if (rc == SAE_OK) rc = data_actfile_read_vocab(dc->f, &dc->vocab, err);
     size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m, D = dc->f->d;
     dc->acts = sae_calloc_n(n * M, sizeof(float));
     float *x = sae_alloc(1024 * D * 4);
+    if (rc == SAE_OK && (!dc->acts || !x))
+        rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu x %zu activations", n, M);
     for (size_t b0 = 0; rc == SAE_OK && b0 < n; b0 += 1024) {
         size_t cnt = n - b0 < 1024 ? n - b0 : 1024;
         rc = data_actfile_read_rows(dc->f, (size_t)dc->r0 + b0, cnt, x, err);
@@ -384,10 +356,17 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
     if (text_mode) {
         float *vals = sae_malloc(n * sizeof *vals);
         double vmax = 0;
-        for (size_t i = 0; i < n; i++) vals[i] = dc.acts[i * M + feature], vmax = fmax(vmax, vals[i]);
-        char **tok;
-        float *tv;
-        size_t nt = doc_tokens(dc.f, dc.vocab, (size_t)dc.r0, (size_t)dc.r1, vals, &tok, &tv);
+        for (size_t i = 0; vals && i < n; i++) vals[i] = dc.acts[i * M + feature], vmax = fmax(vmax, vals[i]);
+        char **tok = NULL;
+        float *tv = NULL;
+        size_t nt = vals ? doc_tokens(dc.f, dc.vocab, (size_t)dc.r0, (size_t)dc.r1, vals, &tok, &tv) : SIZE_MAX;
+        if (nt == SIZE_MAX) {
+            sae_free(vals);
+            for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
+            sae_free(labels), close_doc(&dc);
+            sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
+            return fail(&err);
+        }
         char title[512], caption[256], cb[64];
         snprintf(title, sizeof title, "Feature %zu%s%s on document %zu", feature, labels && labels[feature][0] ? ": " : "",
                  labels ? labels[feature] : "", doc);
@@ -408,19 +387,24 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
             }
         } else { /* the features with the highest max activation in the window */
             float *mx = sae_calloc_n(M, sizeof *mx);
-            for (size_t i = s0; i < s1; i++)
-                for (size_t j = 0; j < M; j++) mx[j] = fmaxf(mx[j], dc.acts[i * M + j]);
             ids = sae_malloc(top * sizeof *ids);
-            for (size_t k = 0; k < top; k++) {
+            for (size_t i = s0; mx && i < s1; i++)
+                for (size_t j = 0; j < M; j++) mx[j] = fmaxf(mx[j], dc.acts[i * M + j]);
+            for (size_t k = 0; mx && ids && k < top; k++) {
                 size_t b = 0;
                 for (size_t j = 1; j < M; j++)
                     if (mx[j] > mx[b]) b = j;
                 if (!(mx[b] > 0)) break;
                 ids[nf++] = b, mx[b] = -1;
             }
+            int oom = !mx || !ids;
             sae_free(mx);
-            if (!nf) {
+            if (oom) sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
+            if (!nf && !oom)
                 sae_error_set(&err, SAE_ERR_ARG, "--doc", "no feature fires in tokens %zu..%zu of document %zu", s0, s1, doc);
+            if (!nf || oom) {
+                for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
+                sae_free(labels);
                 sae_free(ids), close_doc(&dc);
                 return fail(&err);
             }
@@ -429,30 +413,34 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         size_t cols = s1 - s0;
         float *mat = sae_malloc(nf * cols * sizeof *mat);
         double vmax = 0;
-        for (size_t r = 0; r < nf; r++)
+        for (size_t r = 0; mat && r < nf; r++)
             for (size_t c2 = 0; c2 < cols; c2++) {
                 mat[r * cols + c2] = dc.acts[(s0 + c2) * M + ids[r]];
                 vmax = fmax(vmax, mat[r * cols + c2]);
             }
-        char **tok;
-        float *tv;
+        char **tok = NULL;
+        float *tv = NULL;
         size_t nt = doc_tokens(dc.f, dc.vocab, (size_t)dc.r0 + s0, (size_t)dc.r0 + s1, NULL, &tok, &tv);
-        char **cl = sae_calloc_n(cols, sizeof *cl), **rl = sae_malloc(nf * sizeof *rl);
+        char **cl = sae_calloc_n(cols, sizeof *cl), **rl = sae_calloc_n(nf, sizeof *rl);
         /* a joined character goes on the first of its byte columns, the rest stay blank */
         int32_t *raw = sae_malloc(cols * sizeof *raw);
-        data_actfile_read_tokens(dc.f, (size_t)dc.r0 + s0, cols, raw, &err);
-        for (size_t c2 = 0, k = 0; c2 < cols; c2++) {
+        int ok = mat && nt != SIZE_MAX && cl && rl && raw;
+        if (nt == SIZE_MAX) nt = 0;
+        if (ok) rc = data_actfile_read_tokens(dc.f, (size_t)dc.r0 + s0, cols, raw, &err);
+        for (size_t c2 = 0, k = 0; ok && rc == SAE_OK && c2 < cols; c2++) {
             unsigned byte;
             const char *p = dc.vocab[raw[c2]];
             int cont = strlen(p) == 6 && sscanf(p, "<0x%02X>", &byte) == 1 && byte >= 0x80 && (byte & 0xC0) == 0x80;
             if (cont || k >= nt) cl[c2] = sae_strdup("");
             else cl[c2] = sae_strdup(strcmp(tok[k], "\n") == 0 ? "⏎" : tok[k]), k++;
+            ok = cl[c2] != NULL;
         }
-        for (size_t r = 0; r < nf; r++) {
+        for (size_t r = 0; ok && rc == SAE_OK && r < nf; r++) {
             char buf[256];
             snprintf(buf, sizeof buf, "#%zu%s%.40s", ids[r], labels && labels[ids[r]][0] ? "  " : "", labels ? labels[ids[r]] : "");
-            rl[r] = sae_strdup(buf);
+            ok = (rl[r] = sae_strdup(buf)) != NULL;
         }
+        if (!ok && rc == SAE_OK) rc = sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
         char title[512], caption[256];
         snprintf(title, sizeof title, "Feature activations on document %zu, tokens %zu-%zu", doc, s0, s1 - 1);
         snprintf(caption, sizeof caption, "%s; SAE %s", data, sae_path);
@@ -461,10 +449,10 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
                          .row_labels = (const char *const *)rl, .col_labels = (const char *const *)cl,
                          .col_labels_vertical = 1, .vmin = 0, .vmax = vmax > 0 ? vmax : 1, .cmap = VIZ_CMAP_VIRIDIS,
                          .cell_w = 14, .cell_h = 14};
-        rc = viz_render_heatmap(&h, out, ro, &err);
-        for (size_t i = 0; i < nt; i++) sae_free(tok[i]);
-        for (size_t c2 = 0; c2 < cols; c2++) sae_free(cl[c2]);
-        for (size_t r = 0; r < nf; r++) sae_free(rl[r]);
+        if (rc == SAE_OK) rc = viz_render_heatmap(&h, out, ro, &err);
+        for (size_t i = 0; tok && i < nt; i++) sae_free(tok[i]);
+        for (size_t c2 = 0; cl && c2 < cols; c2++) sae_free(cl[c2]);
+        for (size_t r = 0; rl && r < nf; r++) sae_free(rl[r]);
         sae_free(tok), sae_free(tv), sae_free(cl), sae_free(rl), sae_free(raw), sae_free(mat), sae_free(ids);
     }
     for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
@@ -553,6 +541,11 @@ static int viz_density(int argc, char **argv, const viz_render_opts *ro) {
     long nbl = lround((hi - lo) * 8); /* bins of 1/8 decade */
     size_t nb = nbl < 1 ? 1 : nbl > 400 ? 400 : (size_t)nbl;
     double *edges = sae_malloc((nb + 1) * 8), *counts = sae_calloc_n(nb, 8);
+    if (!edges || !counts) {
+        sae_free(edges), sae_free(counts), feat_free(fd);
+        cli_errorf(NULL, "out of memory");
+        return CLI_EXIT_ERROR;
+    }
     for (size_t b = 0; b <= nb; b++) edges[b] = lo + (hi - lo) * (double)b / (double)nb;
     for (size_t j = 0; j < fd->M; j++) {
         if (!fd->count[j]) continue;

@@ -140,6 +140,23 @@ void feat_search_result_free(feat_search_result *r);
 /* AUROC of two binned samples (index 0 = zero activations), exposed for tests. */
 double feat_auroc_from_bins(const uint64_t *pos, const uint64_t *neg, size_t bins);
 
+/* --- aligning two dictionaries ------------------------------------------------
+ * Cosine similarity between the unit decoder directions of A (na, d) and B
+ * (nb, d), both finite. Rows of A are ordered by their best cosine, and in
+ * that order each takes its best column of B not yet taken (greedy matching),
+ * so matched pairs lie on the diagonal of the shown block. */
+typedef struct feat_alignment {
+    size_t shown;         /* min(shown_max, na, nb) */
+    size_t *row, *col;    /* (shown) the r-th row of A and its matched column of B */
+    float *cos;           /* (shown, shown) cos[r][c] = cos(A[row[r]], B[col[c]]) */
+    double mean_best;     /* mean over all rows of A of their best cosine */
+    double mean_matched;  /* mean cosine of the shown matched pairs */
+} feat_alignment;
+
+int feat_align(const float *A, size_t na, const float *B, size_t nb, size_t d, size_t shown_max,
+               feat_alignment *out, sae_error *err);
+void feat_alignment_free(feat_alignment *al);
+
 /* The label text for a list of token strings (leading spaces trimmed,
  * duplicates after trimming dropped), joined by " · ". */
 void feat_make_label(char *buf, size_t cap, const char *const *tokens, size_t n);

@@ -197,6 +197,14 @@ static int eval(sae_error *err) {
     return rc;
 }
 
+static int align(sae_error *err) {
+    float A[4 * 3] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0}, B[3 * 3] = {0, 1, 0, 1, 0.1f, 0, 0, 0, -1};
+    feat_alignment al;
+    int rc = feat_align(A, 4, B, 3, 3, 8, &al, err);
+    if (rc == 0) feat_alignment_free(&al);
+    return rc;
+}
+
 static const char *cap_out;
 static int capture(sae_error *err) {
     data_llama *m = NULL;
@@ -275,6 +283,7 @@ static void test_features(void **state) {
     sweep("features file read", read_features, NULL);
     sweep("search", search, NULL);
     sweep("eval", eval, NULL);
+    sweep("dictionary alignment", align, NULL);
 }
 static void test_capture(void **state) {
     (void)state;

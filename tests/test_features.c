@@ -323,6 +323,54 @@ static void test_logit_lens_direct(void **state) {
     data_actfile_close(f);
 }
 
+/* feat_align against a direct float64 computation: every shown cosine, the
+ * mean best match, the ordering by best match, one column per row, and a
+ * permuted noisy copy matched back to its permutation. */
+static double cos64(const float *a, const float *b, size_t d) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t c = 0; c < d; c++) ab += (double)a[c] * b[c], aa += (double)a[c] * a[c], bb += (double)b[c] * b[c];
+    return ab / sqrt(aa * bb);
+}
+
+static void test_align_direct(void **state) {
+    (void)state;
+    enum { NA = 20, NB = 25, D = 8 };
+    float A[NA * D], B[NB * D];
+    size_t perm[NA];
+    uint64_t x = 12345;
+    for (size_t i = 0; i < NA * D; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        A[i] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+    }
+    for (size_t i = 0; i < NA; i++) perm[i] = (i * 7 + 3) % NB; /* 7 is coprime with 25 */
+    for (size_t j = 0; j < NB * D; j++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        B[j] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5); /* unrelated rows */
+    }
+    for (size_t i = 0; i < NA; i++)
+        for (size_t c = 0; c < D; c++) B[perm[i] * D + c] = 3.0f * A[i * D + c] + 0.01f * (float)((i + c) % 3);
+    feat_alignment al;
+    sae_error err = {0};
+    assert_int_equal(feat_align(A, NA, B, NB, D, 64, &al, &err), 0);
+    assert_int_equal(al.shown, NA);
+    double mean_best = 0, prev = INFINITY;
+    int used[NB] = {0};
+    for (size_t r = 0; r < al.shown; r++) {
+        double best = -2;
+        for (size_t j = 0; j < NB; j++) best = fmax(best, cos64(A + al.row[r] * D, B + j * D, D));
+        mean_best += best;
+        assert_true(best <= prev + 1e-6); /* ordered by best match */
+        prev = best;
+        assert_false(used[al.col[r]]);
+        used[al.col[r]] = 1;
+        assert_int_equal(al.col[r], perm[al.row[r]]); /* the planted copy is found */
+        for (size_t c = 0; c < al.shown; c++)
+            assert_true(fabs(al.cos[r * al.shown + c] - cos64(A + al.row[r] * D, B + al.col[c] * D, D)) < 1e-5);
+    }
+    assert_true(fabs(al.mean_best - mean_best / NA) < 1e-5);
+    feat_alignment_free(&al);
+}
+
 static void test_auroc_bins(void **state) {
     (void)state;
     uint64_t pos[4] = {0, 0, 1, 3}, neg[4] = {2, 2, 0, 0}; /* perfectly separated */
@@ -336,6 +384,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_text),
         cmocka_unit_test(test_auroc_bins),
+        cmocka_unit_test(test_align_direct),
         cmocka_unit_test(test_logit_lens_direct),
         cmocka_unit_test(test_search_token_regex),
         cmocka_unit_test(test_search_contrast),
