@@ -71,13 +71,6 @@ static void put(hid_t h, const char *name, hid_t ftype, hid_t mtype, int rank, c
     H5Pclose(dcpl), H5Pclose(lcpl), H5Sclose(sp);
 }
 
-static void attr_i64(hid_t h, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, H5T_NATIVE_LLONG, &v), H5Aclose(a);
-    H5Sclose(sp);
-}
-
 /* kind 0: variable-length scalar, 1: fixed-length scalar, 2: array of three
  * variable-length strings, 3: a float */
 static void attr_str(hid_t h, const char *name, const char *v, int kind) {
@@ -199,14 +192,14 @@ static void write_extras(hid_t h, const choices *c, size_t d, size_t V) {
 }
 
 static void write_attrs(hid_t h, const choices *c, size_t d) {
-    if (c->attrs & 1) attr_i64(h, "d_model", (long long)d + c->attr_val);
+    if (c->attrs & 1) data_h5_set_attr_i64(h, "d_model", (long long)d + c->attr_val);
     else if (c->attrs & 2) attr_str(h, "d_model", "eight", 0);
-    else attr_i64(h, "d_model", (long long)d);
+    else data_h5_set_attr_i64(h, "d_model", (long long)d);
     attr_str(h, "model", "fuzz-model", (c->attrs >> 2) & 3);
     attr_str(h, "hook", "resid_post", (c->attrs >> 4) & 1);
-    if (c->attrs & 32) attr_i64(h, "schema_version", (long long)(int8_t)c->attr_val);
+    if (c->attrs & 32) data_h5_set_attr_i64(h, "schema_version", (long long)(int8_t)c->attr_val);
     if (c->attrs & 64) attr_str(h, "layer", "three", 3);
-    else attr_i64(h, "layer", 3);
+    else data_h5_set_attr_i64(h, "layer", 3);
 }
 
 /* What data_actfile_open promises its callers; a broken promise is a bug. */

@@ -22,22 +22,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void attr_i64(hid_t h, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, H5T_NATIVE_LLONG, &v), H5Aclose(a);
-    H5Sclose(sp);
-}
-
-static void attr_str(hid_t h, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, t, v), H5Aclose(a);
-    H5Sclose(sp), H5Tclose(t);
-}
-
 /* An integer near what the loader checks against: ids around V, -1, small
  * negatives, or 64 raw bits. */
 static long long pick_int(fuzz_stream *s, size_t V) {
@@ -112,13 +96,13 @@ static int write_file(const char *path, fuzz_stream *s) {
     int unw = (flags & 64) != 0;
     hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (h < 0) return -1;
-    attr_str(h, "format", flags & 1 ? "sae-features" : "sae");
-    attr_i64(h, "format_version", 1);
-    attr_i64(h, "top_n", flags & 2 ? (long long)N : pick_int(s, N));
-    attr_i64(h, "n_tokens", flags & 4 ? 1000 : pick_int(s, 40));
-    attr_i64(h, "context", flags & 8 ? 8 : pick_int(s, 4));
-    attr_str(h, "sae", "s.h5");
-    attr_str(h, "data", "");
+    fuzz_attr_fixed_str(h, "format", flags & 1 ? "sae-features" : "sae");
+    data_h5_set_attr_i64(h, "format_version", 1);
+    data_h5_set_attr_i64(h, "top_n", flags & 2 ? (long long)N : pick_int(s, N));
+    data_h5_set_attr_i64(h, "n_tokens", flags & 4 ? 1000 : pick_int(s, 40));
+    data_h5_set_attr_i64(h, "context", flags & 8 ? 8 : pick_int(s, 4));
+    fuzz_attr_fixed_str(h, "sae", "s.h5");
+    fuzz_attr_fixed_str(h, "data", "");
     put(h, s, "count", 0, M, 0, 40, unw);
     put(h, s, "mean_act", 1, M, 0, V, unw);
     put(h, s, "max_act", 1, M, 0, V, unw);

@@ -26,29 +26,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void attr_i64(hid_t h, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, H5T_NATIVE_LLONG, &v), H5Aclose(a);
-    H5Sclose(sp);
-}
-
-static void attr_f64(hid_t h, const char *name, double v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, H5T_NATIVE_DOUBLE, &v), H5Aclose(a);
-    H5Sclose(sp);
-}
-
-static void attr_str(hid_t h, const char *name, const char *v) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(h, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) H5Awrite(a, t, v), H5Aclose(a);
-    H5Sclose(sp), H5Tclose(t);
-}
-
 /* A size attribute: the real value, a neighbour, or 64 raw bits. */
 static long long pick_size(fuzz_stream *s, size_t real) {
     uint8_t how = fuzz_u8(s) % 4;
@@ -129,19 +106,19 @@ static int write_file(const char *path, fuzz_stream *s) {
     uint8_t flags = fuzz_u8(s);
     hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (h < 0) return -1;
-    attr_str(h, "format", flags & 1 ? "sae" : "sae-features");
-    attr_str(h, "arch", arch < SAE_ARCH_COUNT ? sae_arch_names[arch] : "mystery");
-    attr_i64(h, "format_version", (long long)(fuzz_u8(s) % 4));
-    attr_i64(h, "d_model", flags & 2 ? (long long)d : pick_size(s, d));
-    attr_i64(h, "n_latents", flags & 4 ? (long long)m : pick_size(s, m));
-    attr_i64(h, "k", pick_size(s, m < 4 ? m : 4));
-    attr_i64(h, "aux_k", pick_size(s, m / 2));
-    attr_f64(h, "aux_coef", pick_float(s, 1.0 / 32));
-    if (!(flags & 8)) attr_f64(h, "input_scale", pick_float(s, 1.5));
-    attr_f64(h, "threshold_lr", pick_float(s, 0.01));
-    attr_i64(h, "target_l0", pick_size(s, m < 4 ? m : 4));
-    attr_f64(h, "bandwidth", pick_float(s, 0.05));
-    attr_f64(h, "threshold_init", pick_float(s, 0.1));
+    fuzz_attr_fixed_str(h, "format", flags & 1 ? "sae" : "sae-features");
+    fuzz_attr_fixed_str(h, "arch", arch < SAE_ARCH_COUNT ? sae_arch_names[arch] : "mystery");
+    data_h5_set_attr_i64(h, "format_version", (long long)(fuzz_u8(s) % 4));
+    data_h5_set_attr_i64(h, "d_model", flags & 2 ? (long long)d : pick_size(s, d));
+    data_h5_set_attr_i64(h, "n_latents", flags & 4 ? (long long)m : pick_size(s, m));
+    data_h5_set_attr_i64(h, "k", pick_size(s, m < 4 ? m : 4));
+    data_h5_set_attr_i64(h, "aux_k", pick_size(s, m / 2));
+    data_h5_set_attr_f64(h, "aux_coef", pick_float(s, 1.0 / 32));
+    if (!(flags & 8)) data_h5_set_attr_f64(h, "input_scale", pick_float(s, 1.5));
+    data_h5_set_attr_f64(h, "threshold_lr", pick_float(s, 0.01));
+    data_h5_set_attr_i64(h, "target_l0", pick_size(s, m < 4 ? m : 4));
+    data_h5_set_attr_f64(h, "bandwidth", pick_float(s, 0.05));
+    data_h5_set_attr_f64(h, "threshold_init", pick_float(s, 0.1));
     put_tensor(h, s, "W_enc", d, m);
     put_tensor(h, s, "b_enc", m, 0);
     put_tensor(h, s, "W_dec", m, d);

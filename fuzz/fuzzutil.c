@@ -1,6 +1,7 @@
 /* fuzz/fuzzutil.c: see fuzzutil.h. */
 #include "fuzzutil.h"
 
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +52,13 @@ uint8_t fuzz_u8(fuzz_stream *s) {
     uint8_t v;
     fuzz_take(s, &v, sizeof v);
     return v;
+}
+
+void fuzz_attr_fixed_str(int64_t loc, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2((hid_t)loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) H5Awrite(a, t, v), H5Aclose(a);
+    H5Sclose(sp), H5Tclose(t);
 }

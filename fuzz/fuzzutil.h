@@ -26,4 +26,8 @@ uint64_t fuzz_u64(fuzz_stream *s);
 uint32_t fuzz_u32(fuzz_stream *s);
 uint8_t fuzz_u8(fuzz_stream *s);
 
+/* A scalar fixed-length string attribute (the loaders read these in process;
+ * variable-length ones go through the string child, see data/h5.c). */
+void fuzz_attr_fixed_str(int64_t loc, const char *name, const char *v);
+
 #endif

@@ -19,26 +19,11 @@ if [ -z "$PY" ]; then
     echo "SKIP: h5py/numpy not importable (apt-get install python3-h5py to run this test)"
     exit 77
 fi
+. "$(dirname "$0")/expect.sh"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2 HDF5_USE_FILE_LOCKING=FALSE
 cd "$T"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-# expect_error PHRASE CMD...: exit 1 within 60 s, one "sae: error:" line holding PHRASE
-expect_error() {
-    local phrase=$1; shift
-    timeout 60 "$@" >out.txt 2>err.txt
-    local rc=$?
-    local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -ne 1 ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want 1 with '$phrase'): $(head -c 600 err.txt)"
-    fi
-}
-expect_ok() {
-    timeout 120 "$@" >out.txt 2>err.txt || fail "$* -> rc=$?: $(head -c 600 err.txt)"
-}
 
 # damage_heap IN OUT PIECE: the global heap object holding PIECE claims 2^40 bytes
 damage_heap() {
