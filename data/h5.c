@@ -204,9 +204,15 @@ static int child_record(child_out *o, char tag, const char *s, size_t len) {
 static void child_prepare(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* a crash here is expected, not a core file */
-    signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGHUP, SIG_DFL); /* not our
-        parent's cleanup handlers: its temporaries are its own */
-    signal(SIGPIPE, SIG_DFL);
+    /* every signal back to its default action and unblocked: not the parent's
+     * cleanup handlers (its temporaries are its own), and not a handler that
+     * catches SIGSEGV and carries on (a test framework, a sanitizer), which
+     * would run the parent's code in the child after the crash */
+    for (int sig = 1; sig <= SIGRTMAX; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, 2); /* a sanitizer's report of the crash is noise */
 }
