@@ -53,6 +53,24 @@ static int check_ds(hid_t h5, const char *path, const char *name, int rank, H5T_
 
 /* Offsets start at 0, increase strictly (no empty document) and end at N,
  * so every document's rows lie within /activations. */
+/* /doc_source: the corpus document of each window, from 0, never decreasing
+ * (capture writes a document's windows together), so each corpus document's
+ * windows are one contiguous run. */
+static int validate_doc_source(data_actfile *f, sae_error *err) {
+    int64_t *src = sae_calloc_n(f->n_docs, sizeof *src);
+    if (!src) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory reading /doc_source");
+    int rc = data_h5_read_i64((hid_t)f->h5, "doc_source", src, f->n_docs, f->path, err);
+    for (size_t w = 0; rc == SAE_OK && w < f->n_docs; w++) {
+        int64_t prev = w ? src[w - 1] : 0;
+        if (src[w] < prev || src[w] > INT32_MAX)
+            rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                               "/doc_source[%zu] = %lld: values must start at 0 or more, never decrease, "
+                               "and stay below 2^31", w, (long long)src[w]);
+    }
+    sae_free(src);
+    return rc;
+}
+
 static int validate_offsets(data_actfile *f, sae_error *err) {
     if (f->n_docs > f->n) /* each document holds at least one row */
         return sae_error_set(err, SAE_ERR_FORMAT, f->path,
@@ -166,6 +184,15 @@ static int validate(data_actfile *f, sae_error *err) {
                                  "/doc_labels has %llu entries but there are %zu documents",
                                  (unsigned long long)info.dims[0], f->n_docs);
         f->has_doc_labels = 1;
+    }
+    if ((rc = check_ds(h5, p, "doc_source", 1, H5T_INTEGER, 0, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        if (f->n_docs == 0 || info.dims[0] != f->n_docs)
+            return sae_error_set(err, SAE_ERR_FORMAT, p,
+                                 "/doc_source has %llu entries but there are %zu windows in /doc_offsets",
+                                 (unsigned long long)info.dims[0], f->n_docs);
+        if ((rc = validate_doc_source(f, err)) < 0) return rc;
+        f->has_doc_source = 1;
     }
     if ((rc = check_ds(h5, p, "unembed", 2, H5T_FLOAT, f->vocab_size, f->d, &info, err)) < 0)
         return rc;
@@ -354,6 +381,20 @@ int data_actfile_read_f32(data_actfile *f, const char *name, float *out, size_t 
 int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err) {
     data_h5_lock();
     int rc = data_h5_read_f32((hid_t)f->h5, "truth/features", out, f->n_truth * f->d, f->path, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, int32_t *ids,
+                                  float *logprob, sae_error *err) {
+    (void)row0, (void)count, (void)ids, (void)logprob;
+    /* placeholder until capture writes /predictions: no file has them yet */
+    return sae_error_set(err, SAE_ERR_UNSUPPORTED, f->path, "this file has no /predictions");
+}
+
+int data_actfile_read_doc_source(data_actfile *f, int64_t *out, sae_error *err) {
+    data_h5_lock();
+    int rc = data_h5_read_i64((hid_t)f->h5, "doc_source", out, f->n_docs, f->path, err);
     data_h5_unlock();
     return rc;
 }

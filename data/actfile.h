@@ -6,6 +6,8 @@
  *   /doc_offsets  int64 [D+1]       doc i = rows [off[i], off[i+1]); 0 .. N, increasing
  *   /vocab        vlen UTF-8 [V]    token id -> text piece     optional
  *   /doc_labels   vlen UTF-8 [D]    group label per document   optional
+ *   /doc_source   int64 [D]         corpus document of each window (capture: a
+ *                                   "document" above is a window), non-decreasing
  *   /unembed      float32 [V, d], /final_norm float32 [d]      optional
  *   /truth/features float32 [F, d]  planted dictionary         optional
  *   root attributes: d_model, model, layer, hook (+ schema_version = 1)
@@ -49,9 +51,11 @@ typedef struct data_actfile {
     int has_tokens;
     size_t n_docs;     /* D (0 if /doc_offsets is absent) */
     int has_doc_labels;
+    int has_doc_source; /* /doc_source present (validated: non-decreasing, >= 0) */
     size_t vocab_size; /* V (0 if /vocab is absent) */
     int has_unembed, has_final_norm;
     size_t n_truth;    /* F (0 if /truth/features is absent) */
+    size_t n_pred;     /* K: the model's top-K next-token predictions per row (0 if /predictions is absent) */
     char model[256], hook[64];
     int64_t layer;     /* -1 if absent */
     int64_t schema_version;
@@ -72,11 +76,18 @@ int data_actfile_read_tokens(data_actfile *f, size_t row0, size_t count, int32_t
  * and /doc_labels likewise (n_docs). */
 int data_actfile_read_vocab(data_actfile *f, char ***out, sae_error *err);
 int data_actfile_read_doc_labels(data_actfile *f, char ***out, sae_error *err);
+/* The model's K = n_pred most probable next tokens at rows [row0, row0 + count),
+ * most probable first: ids (count x K) and natural-log probabilities (count x K).
+ * Thread-safe. */
+int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, int32_t *ids,
+                                  float *logprob, sae_error *err);
 /* A whole float dataset by name (e.g. "unembed"), count elements. */
 int data_actfile_read_f32(data_actfile *f, const char *name, float *out, size_t count,
                           sae_error *err);
 /* The planted dictionary (n_truth x d). */
 int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err);
+/* /doc_source (n_docs values; has_doc_source must be set). */
+int data_actfile_read_doc_source(data_actfile *f, int64_t *out, sae_error *err);
 /* /doc_offsets (n_docs + 1 values). */
 int data_actfile_read_doc_offsets(data_actfile *f, int64_t *out, sae_error *err);
 /* Streams the whole matrix once; counts rows holding NaN or Inf. Also proves

@@ -106,13 +106,29 @@ int feat_write_json(const feat_dict *fd, const char *path, sae_error *err);
  * over vocabulary tokens matching the regex, of its logit-lens logits. */
 #define FEAT_SEARCH_BINS 256
 
-typedef enum { FEAT_SEARCH_TOKEN, FEAT_SEARCH_LOGIT, FEAT_SEARCH_CONTRAST } feat_search_kind;
+/* [search section: owned by the search work; attribution lives in attrib.c] */
+typedef enum {
+    FEAT_SEARCH_TOKEN,     /* --token-regex: the token at row + offset matches */
+    FEAT_SEARCH_LOGIT,     /* --logit-regex: decoder directions, no pass over the data */
+    FEAT_SEARCH_CONTRAST,  /* --contrast A:B: documents labelled A against B */
+    FEAT_SEARCH_PREDICTED, /* --predicted-regex: what the model predicts (/predictions) */
+    FEAT_SEARCH_ATTRIBUTE, /* --attribute-regex: direct logit contribution to predicted matches */
+} feat_search_kind;
+
+/* One --where condition: key=value or key!=value (negate). */
+typedef struct feat_where {
+    char key[32], value[256];
+    int negate;
+} feat_where;
 
 typedef struct feat_search_opts {
     feat_search_kind kind;
-    const char *regex;   /* token or logit search */
-    int offset;          /* token search: look at the token offset positions later */
+    const char *regex;         /* token, logit, predicted or attribute search */
+    const char *exclude_regex; /* vocabulary entries matching this are taken out of the match set */
+    int offset;                /* token search: look at the token offset positions later */
     const char *label_a, *label_b; /* contrast */
+    const feat_where *where;   /* restrict the universe of positions */
+    size_t n_where;
     size_t batch;
 } feat_search_opts;
 
@@ -123,6 +139,9 @@ typedef struct feat_search_row {
     uint64_t fires_pos, fires_neg, n_pos, n_neg;
     double mean_pos, mean_neg, var_pos, var_neg, var_ratio;
     double logit_score;
+    double corr;        /* predicted search: correlation with P(model predicts a match) */
+    double attribution; /* attribute search: mean direct contribution to the matching logits */
+    uint64_t n_attr;    /* attribute search: positions averaged over */
 } feat_search_row;
 
 typedef struct feat_search_result {

@@ -30,4 +30,9 @@ static inline int feat__each_code(sae_model *m, feat__code_visit visit, void *us
     return SAE_OK;
 }
 
+/* --attribute-regex (attrib.c): universe is (f->n) 1 for rows searched, or
+ * NULL for all rows; fills out->rows (M, unsorted) and out->n. */
+int feat__search_attribute(feat_search_result *out, sae_model *m, double input_scale, data_actfile *f,
+                           const feat_search_opts *o, const uint8_t *universe, sae_error *err);
+
 #endif
