@@ -24,7 +24,14 @@ typedef enum cli_opt_type {
     CLI_TRUE,   /* int set to 1, no value */
     CLI_FALSE,  /* int set to 0, no value */
     CLI_CHOICE, /* int index into `choices` (NULL-terminated) */
+    CLI_STRS,   /* cli_strs: a repeatable flag, every value kept in order */
 } cli_opt_type;
+
+#define CLI_STRS_MAX 32
+typedef struct cli_strs {
+    const char *v[CLI_STRS_MAX];
+    size_t n;
+} cli_strs;
 
 typedef struct cli_opt {
     const char *name;   /* long flag without dashes; config key is the same with '_' */
@@ -93,6 +100,7 @@ int cmd_capture(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_docs(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
