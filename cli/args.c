@@ -1,5 +1,12 @@
 /* cli/args.c: option tables -> getopt-style parsing with strict values, usage
- * text, error lines, signals. */
+ * text, error lines, signals.
+ *
+ * Each flag is given at most once on a command line: a second `--k` (or a
+ * second `--resume`, booleans too, so one rule covers every flag) is a usage
+ * error naming it, since only one value could be used. The exception is a
+ * CLI_STRS flag, which is repeatable: its values are kept in order. A config
+ * file may set a key once (cli/config.c); flags then override it, and for a
+ * CLI_STRS flag the command line's values replace the config's, whole. */
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
@@ -14,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "common/fileutil.h"
+#include "common/mem.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
 
@@ -234,6 +242,15 @@ int cli_set(const cli_opt *o, const char *value, const char *src) {
         return 0;
     }
     case CLI_STR: *(const char **)o->target = value; return 0;
+    case CLI_STRS: {
+        cli_strs *l = o->target;
+        if (l->n >= CLI_STRS_MAX) {
+            cli_errorf(src, "--%s is given more than %d times, the most it takes", o->name, CLI_STRS_MAX);
+            return CLI_EXIT_USAGE;
+        }
+        l->v[l->n++] = value;
+        return 0;
+    }
     case CLI_TRUE: *(int *)o->target = 1; return 0;
     case CLI_FALSE: *(int *)o->target = 0; return 0;
     case CLI_CHOICE:
@@ -263,9 +280,25 @@ static const cli_opt *find_opt(const cli_opt *opts, size_t n, const char *name, 
 
 static int takes_value(const cli_opt *o) { return o->type != CLI_TRUE && o->type != CLI_FALSE; }
 
-/* One pass over argv; only_config selects the --config pass. */
+/* The second time option o appears in one pass: an error unless it is
+ * repeatable. The first time a CLI_STRS flag appears its list restarts, so
+ * the command line replaces what a config file gave. */
+static int note_given(const cli_opt *o, unsigned char *given, const char *cmd) {
+    if (*given && o->type != CLI_STRS) {
+        cli_errorf(cmd, "--%s is given twice (%sgive it once)", o->name,
+                   takes_value(o) ? "it takes one value; " : "");
+        return CLI_EXIT_USAGE;
+    }
+    if (!*given && o->type == CLI_STRS) ((cli_strs *)o->target)->n = 0;
+    *given = 1;
+    return 0;
+}
+
+/* One pass over argv; only_config selects the --config pass. given (n_opts)
+ * marks the options seen so far in this pass. */
 static int parse_pass(int argc, char **argv, const char *cmd, const cli_opt *opts, size_t n_opts,
-                      const char **pos, size_t max_pos, size_t *n_pos, int *help, int only_config) {
+                      const char **pos, size_t max_pos, size_t *n_pos, int *help, int only_config,
+                      unsigned char *given) {
     int options_done = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -316,7 +349,9 @@ static int parse_pass(int argc, char **argv, const char *cmd, const cli_opt *opt
         }
         int is_config = strcmp(o->name, "config") == 0;
         if (is_config != only_config) continue;
-        int rc = cli_set(o, value, cmd);
+        int rc = note_given(o, &given[o - opts], cmd);
+        if (rc) return rc;
+        rc = cli_set(o, value, cmd);
         if (rc) return rc;
         if (is_config) {
             rc = cli_config_load(value, cmd, opts, n_opts);
@@ -330,10 +365,23 @@ int cli_parse(int argc, char **argv, const char *cmd, const cli_opt *opts, size_
               const char **pos, size_t max_pos, size_t *n_pos, int *help) {
     *n_pos = 0;
     *help = 0;
+    unsigned char *given = sae_calloc_n(n_opts ? n_opts : 1, 1);
+    if (!given) {
+        cli_errorf(cmd, "out of memory parsing the command line");
+        return CLI_EXIT_ERROR;
+    }
+    /* repeatable lists start empty, so that parsing the same argv again (train
+     * does, for an architecture's defaults) gives the same lists */
+    for (size_t i = 0; i < n_opts; i++)
+        if (opts[i].type == CLI_STRS) ((cli_strs *)opts[i].target)->n = 0;
     /* config first, so that every flag on the command line overrides it */
-    int rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 1);
+    int rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 1, given);
     /* flags are read with --help too: help shows the defaults they select (an architecture's) */
-    if (rc == 0) rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 0);
+    if (rc == 0) {
+        memset(given, 0, n_opts ? n_opts : 1);
+        rc = parse_pass(argc, argv, cmd, opts, n_opts, pos, max_pos, n_pos, help, 0, given);
+    }
+    sae_free(given);
     return rc;
 }
 
@@ -353,6 +401,15 @@ static void format_value(char *buf, size_t cap, const cli_opt *o) {
         break;
     }
     case CLI_CHOICE: snprintf(buf, cap, "%s", o->choices[*(int *)o->target]); break;
+    case CLI_STRS: { /* the values it holds, comma-separated (none by default) */
+        const cli_strs *l = o->target;
+        buf[0] = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            strncat(buf, i ? "," : "", cap - strlen(buf) - 1);
+            strncat(buf, l->v[i], cap - strlen(buf) - 1);
+        }
+        break;
+    }
     default: buf[0] = 0;
     }
 }
@@ -376,7 +433,8 @@ void cli_usage_notes(FILE *out, const char *cmd, const char *synopsis, const cha
             }
             snprintf(flag, sizeof flag, "--%s %s", o->name, list);
         } else {
-            snprintf(flag, sizeof flag, takes_value(o) ? "--%s X" : "--%s", o->name);
+            snprintf(flag, sizeof flag, o->type == CLI_STRS ? "--%s X (repeatable)"
+                                        : takes_value(o) ? "--%s X" : "--%s", o->name);
         }
         format_value(def, sizeof def, o);
         fprintf(out, "  %-26s %s", flag, o->help);
