@@ -50,6 +50,7 @@ int cmd_capture(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *out = NULL;
     data_capture_params p = {.layer = -1, .site = DATA_SITE_RESID_POST, .batch_rows = 4096};
     int site = DATA_SITE_RESID_POST, dtype = 0, threads = cli_default_threads(), layer = -1;
+    int predictions = -1; /* -1: not given */
     cli_opt opts[] = {
         {"model", CLI_STR, &model, "llama2.c model (.bin)", 0, NULL},
         {"tokenizer", CLI_STR, &tok, "its tokenizer.bin", 0, NULL},
@@ -60,6 +61,8 @@ int cmd_capture(int argc, char **argv) {
         {"dtype", CLI_CHOICE, &dtype, "storage type of /activations", 0, data_dtype_names},
         {"keep-bos", CLI_TRUE, &p.keep_bos, "also write the BOS position of each window", 0, NULL},
         {"batch", CLI_SIZE, &p.batch_rows, "tokens per forward pass", 0, NULL},
+        {"predictions", CLI_INT, &predictions,
+         "also store each row's K most probable next tokens and log-probabilities (runs every block)", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
         {"out", CLI_STR, &out, "activation file to write (.h5)", 0, NULL},
     };
@@ -71,7 +74,8 @@ int cmd_capture(int argc, char **argv) {
         cli_usage(stdout, "capture", "--model M.bin --tokenizer T.bin --corpus C --layer L --out A.h5",
                   "Runs a llama2.c-format model over a corpus and writes the activations of one\n"
                   "site of one block as a schema-v1 file, with tokens, vocabulary, document\n"
-                  "labels, unembedding and final norm.",
+                  "labels, unembedding and final norm; with --predictions K also the model's K\n"
+                  "most probable next tokens at each row.",
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
@@ -83,6 +87,12 @@ int cmd_capture(int argc, char **argv) {
         cli_errorf("capture", "--threads and --batch must be positive");
         return CLI_EXIT_USAGE;
     }
+    if (predictions != -1 && (predictions < 1 || predictions > DATA_MAX_PREDICTIONS)) {
+        cli_errorf("--predictions", "must be in 1..%d (the model's top-K next tokens per row; leave "
+                   "it out to store none), got %d", DATA_MAX_PREDICTIONS, predictions);
+        return CLI_EXIT_USAGE;
+    }
+    p.predictions = predictions > 0 ? (size_t)predictions : 0;
     sae_paths ps = {0};
     sae_paths_add(&ps, "--model", model, SAE_PATH_IN);
     sae_paths_add(&ps, "--tokenizer", tok, SAE_PATH_IN);
@@ -108,7 +118,7 @@ int cmd_capture(int argc, char **argv) {
         cli_error(&err);
         return err.code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
     }
-    fprintf(stderr, "sae capture: wrote %s (%s of block %d, %.1f s)\n", out, data_site_names[site], layer,
-            since(&cp.t0));
+    fprintf(stderr, "sae capture: wrote %s (%s of block %d%s, %.1f s)\n", out, data_site_names[site],
+            layer, p.predictions ? ", with predictions" : "", since(&cp.t0));
     return CLI_EXIT_OK;
 }

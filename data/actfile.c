@@ -95,6 +95,35 @@ static int validate_offsets(data_actfile *f, sae_error *err) {
     return rc;
 }
 
+/* Rows [row0, row0 + count) of /predictions (K = f->n_pred wide), with the
+ * HDF5 lock held. */
+static int read_predictions_locked(data_actfile *f, size_t row0, size_t count, int32_t *ids,
+                                   float *logprob, sae_error *err) {
+    hid_t h5 = (hid_t)f->h5;
+    const char *names[2] = {"predictions/token", "predictions/logprob"};
+    herr_t rc = 0;
+    char h5msg[256] = "";
+    for (int i = 0; i < 2 && rc >= 0; i++) {
+        hid_t ds = H5Dopen2(h5, names[i], H5P_DEFAULT);
+        if (ds < 0) {
+            rc = -1;
+            break;
+        }
+        hid_t fs = H5Dget_space(ds);
+        hsize_t start[2] = {row0, 0}, cnt[2] = {count, f->n_pred};
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+        hid_t ms = H5Screate_simple(2, cnt, NULL);
+        rc = i == 0 ? H5Dread(ds, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, ids)
+                    : H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, logprob);
+        H5Sclose(ms), H5Sclose(fs), H5Dclose(ds);
+    }
+    if (rc < 0)
+        return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                             "cannot read /predictions rows %zu..%zu (%s); truncated or damaged?",
+                             row0, row0 + count, data_h5_last_error(h5msg, sizeof h5msg));
+    return SAE_OK;
+}
+
 /* Token ids must index /vocab. Streamed in blocks: N can exceed memory. */
 static int validate_tokens(data_actfile *f, sae_error *err) {
     /* without /vocab only negative ids can be refused: the range is unknown */
@@ -128,6 +157,106 @@ static int validate_tokens(data_actfile *f, sae_error *err) {
     H5Dclose(ds);
     sae_free(tok);
     return rc;
+}
+
+/* Streams /predictions in blocks (N x K can exceed memory): ids index
+ * /vocab, log-probabilities are finite, at most 0 and never increase along a
+ * row, and the K probabilities of a row sum to at most 1 + 1e-3. The 1e-4
+ * above 0 admits float32 writers (torch's float32 log_softmax can round the
+ * top entry of a near-certain prediction to +1e-7); a real violation (logits
+ * stored instead of log-probabilities) is far outside it. */
+#define PRED_LOGPROB_TOL 1e-4
+static int validate_prediction_rows(data_actfile *f, sae_error *err) {
+    size_t K = f->n_pred, V = f->vocab_size;
+    size_t block = ((size_t)1 << 18) / K + 1;
+    if (block > f->n) block = f->n;
+    int32_t *ids = sae_malloc(block * K * sizeof *ids);
+    float *lp = sae_malloc(block * K * sizeof *lp);
+    int rc = ids && lp ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    for (size_t r0 = 0; rc == SAE_OK && r0 < f->n; r0 += block) {
+        size_t cnt = f->n - r0 < block ? f->n - r0 : block;
+        rc = read_predictions_locked(f, r0, cnt, ids, lp, err);
+        for (size_t i = 0; rc == SAE_OK && i < cnt; i++) {
+            const int32_t *id = ids + i * K;
+            const float *l = lp + i * K;
+            double mass = 0;
+            for (size_t k = 0; rc == SAE_OK && k < K; k++) {
+                size_t row = r0 + i;
+                if (id[k] < 0 || (V && (size_t)id[k] >= V))
+                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                       "/predictions/token[%zu, %zu] = %d is not a token id (V=%zu)",
+                                       row, k, id[k], V);
+                else if (!isfinite(l[k]) || l[k] > PRED_LOGPROB_TOL)
+                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                       "/predictions/logprob[%zu, %zu] = %g: a log-probability must "
+                                       "be finite and at most 0", row, k, (double)l[k]);
+                else if (k && l[k] > l[k - 1]) /* topk output is sorted exactly */
+                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                       "/predictions/logprob row %zu is not sorted, most probable "
+                                       "first (entry %zu is %g after %g)", row, k, (double)l[k],
+                                       (double)l[k - 1]);
+                mass += exp((double)l[k]);
+            }
+            if (rc == SAE_OK && mass > 1.0 + 1e-3)
+                rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                   "/predictions row %zu: the top-%zu probabilities sum to %.4f, "
+                                   "more than 1", r0 + i, K, mass);
+        }
+    }
+    sae_free(ids), sae_free(lp);
+    return rc;
+}
+
+/* /predictions/token int32 [N, K] and /predictions/logprob float32 [N, K],
+ * 1 <= K <= min(V, DATA_MAX_PREDICTIONS), attribute k = K when present. */
+static int check_predictions(data_actfile *f, sae_error *err) {
+    hid_t h5 = (hid_t)f->h5;
+    const char *p = f->path;
+    data_h5_info ti, li;
+    int rt = data_h5_dataset_info(h5, "predictions/token", &ti);
+    int rl = data_h5_dataset_info(h5, "predictions/logprob", &li);
+    if (rt == 1 && rl == 1) {
+        if (H5Lexists(h5, "predictions", H5P_DEFAULT) > 0)
+            return sae_error_set(err, SAE_ERR_FORMAT, p,
+                                 "/predictions needs both datasets token and logprob");
+        return SAE_OK;
+    }
+    if (rt == 1 || rl == 1)
+        return sae_error_set(err, SAE_ERR_FORMAT, p, "/predictions has %s but not %s",
+                             rt == 1 ? "logprob" : "token", rt == 1 ? "token" : "logprob");
+    if (ti.rank != 2 || ti.cls != H5T_INTEGER || li.rank != 2 || li.cls != H5T_FLOAT)
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "/predictions/token must be integer [N, K] and /predictions/logprob "
+                             "float [N, K]");
+    if (ti.dims[0] != f->n || li.dims[0] != f->n || ti.dims[1] != li.dims[1])
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "/predictions/token is %llu x %llu and /predictions/logprob %llu x %llu; "
+                             "both must be N x K with N=%zu rows",
+                             (unsigned long long)ti.dims[0], (unsigned long long)ti.dims[1],
+                             (unsigned long long)li.dims[0], (unsigned long long)li.dims[1], f->n);
+    size_t K = (size_t)ti.dims[1], limit = f->vocab_size ? f->vocab_size : DATA_MAX_PREDICTIONS;
+    if (limit > DATA_MAX_PREDICTIONS) limit = DATA_MAX_PREDICTIONS;
+    if (K < 1 || K > limit)
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "/predictions holds K=%zu predictions per row; K must be in 1..%zu", K,
+                             limit);
+    int rc = data_h5_check_stored_name(h5, "predictions/token", p, err);
+    if (rc == SAE_OK) rc = data_h5_check_stored_name(h5, "predictions/logprob", p, err);
+    if (rc < 0) return rc;
+    hid_t g = H5Gopen2(h5, "predictions", H5P_DEFAULT);
+    int64_t k_attr;
+    int has_k = g >= 0 && data_h5_get_attr_i64(g, "k", &k_attr) == SAE_OK;
+    if (g >= 0) H5Gclose(g);
+    if (has_k && k_attr != (int64_t)K)
+        return sae_error_set(err, SAE_ERR_FORMAT, p,
+                             "/predictions attribute k=%lld disagrees with the datasets' width %zu",
+                             (long long)k_attr, K);
+    f->n_pred = K;
+    if ((rc = validate_prediction_rows(f, err)) < 0) {
+        f->n_pred = 0;
+        return rc;
+    }
+    return SAE_OK;
 }
 
 static int validate(data_actfile *f, sae_error *err) {
@@ -201,6 +330,18 @@ static int validate(data_actfile *f, sae_error *err) {
     f->has_final_norm = rc == SAE_OK;
     if ((rc = check_ds(h5, p, "truth/features", 2, H5T_FLOAT, 0, f->d, &info, err)) < 0) return rc;
     if (rc == SAE_OK) f->n_truth = (size_t)info.dims[0];
+
+    if ((rc = check_ds(h5, p, "doc_meta", 1, H5T_STRING, 0, 0, &info, err)) < 0) return rc;
+    if (rc == SAE_OK) {
+        if (!info.is_vlen_str)
+            return sae_error_set(err, SAE_ERR_FORMAT, p, "/doc_meta must hold variable-length UTF-8 strings");
+        if (f->n_docs == 0 || info.dims[0] != f->n_docs)
+            return sae_error_set(err, SAE_ERR_FORMAT, p,
+                                 "/doc_meta has %llu entries but there are %zu windows in /doc_offsets",
+                                 (unsigned long long)info.dims[0], f->n_docs);
+        f->has_doc_meta = 1;
+    }
+    if ((rc = check_predictions(f, err)) < 0) return rc;
 
     data_h5_get_attr_str(h5, "model", f->model, sizeof f->model);
     data_h5_get_attr_str(h5, "hook", f->hook, sizeof f->hook);
@@ -387,9 +528,32 @@ int data_actfile_read_truth(data_actfile *f, float *out, sae_error *err) {
 
 int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, int32_t *ids,
                                   float *logprob, sae_error *err) {
-    (void)row0, (void)count, (void)ids, (void)logprob;
-    /* placeholder until capture writes /predictions: no file has them yet */
-    return sae_error_set(err, SAE_ERR_UNSUPPORTED, f->path, "this file has no /predictions");
+    if (!f->n_pred)
+        return sae_error_set(err, SAE_ERR_UNSUPPORTED, f->path,
+                             "this file has no /predictions (capture it with --predictions K)");
+    SAE_ASSERT(row0 + count <= f->n);
+    if (count == 0) return SAE_OK;
+    data_h5_lock();
+    int rc = read_predictions_locked(f, row0, count, ids, logprob, err);
+    data_h5_unlock();
+    return rc;
+}
+
+int data_actfile_read_doc_meta(data_actfile *f, char ***out, sae_error *err) {
+    *out = NULL;
+    if (!f->has_doc_meta)
+        return sae_error_set(err, SAE_ERR_UNSUPPORTED, f->path, "this file has no /doc_meta");
+    size_t n;
+    data_h5_lock();
+    int rc = data_h5_read_strings((hid_t)f->h5, "doc_meta", out, &n, f->path, err);
+    data_h5_unlock();
+    if (rc == SAE_OK && n != f->n_docs) { /* changed under us: never index past the end */
+        data_h5_free_strings(*out, n);
+        *out = NULL;
+        rc = sae_error_set(err, SAE_ERR_FORMAT, f->path, "/doc_meta has %zu entries, expected %zu",
+                           n, f->n_docs);
+    }
+    return rc;
 }
 
 int data_actfile_read_doc_source(data_actfile *f, int64_t *out, sae_error *err) {
@@ -462,6 +626,8 @@ struct data_actwriter {
     size_t d, n;
     int with_tokens; /* -1 until the first append decides */
     int failed;
+    hid_t pred_tok, pred_lp; /* /predictions datasets, -1 until the first append */
+    size_t pred_k, pred_n;   /* their width K and rows written */
 };
 
 static int writer_fail(data_actwriter *w, sae_error *err, const char *what) {
@@ -488,6 +654,7 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
     w->d = o->d;
     w->with_tokens = -1;
     w->tokens = -1;
+    w->pred_tok = w->pred_lp = -1;
     w->f16 = -1;
     data_h5_lock();
     char h5msg[256];
@@ -582,6 +749,52 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
     return rc;
 }
 
+/* The /predictions group and its two extendible [0, K] datasets. */
+static int create_predictions(data_actwriter *w, size_t k, sae_error *err) {
+    hsize_t dims[2] = {0, k}, maxd[2] = {H5S_UNLIMITED, k};
+    hsize_t chunk[2] = {(1u << 16) / k + 1, k}; /* ~256 KiB chunks */
+    hid_t g = H5Gcreate2(w->h5, "predictions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return writer_fail(w, err, "/predictions");
+    data_h5_set_attr_i64(g, "k", (int64_t)k);
+    hid_t sp = H5Screate_simple(2, dims, maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    w->pred_tok = H5Dcreate2(g, "token", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    w->pred_lp = H5Dcreate2(g, "logprob", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl), H5Sclose(sp), H5Gclose(g);
+    if (w->pred_tok < 0 || w->pred_lp < 0) return writer_fail(w, err, "/predictions");
+    w->pred_k = k;
+    return SAE_OK;
+}
+
+int data_actwriter_append_predictions(data_actwriter *w, const int32_t *ids, const float *logprob,
+                                      size_t count, size_t k, sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    SAE_ASSERT(k >= 1 && k <= DATA_MAX_PREDICTIONS && (w->pred_k == 0 || w->pred_k == k));
+    if (count == 0) return SAE_OK;
+    int rc = SAE_OK;
+    data_h5_lock();
+    errno = 0;
+    if (w->pred_k == 0) rc = create_predictions(w, k, err);
+    if (rc == SAE_OK && (extend_and_write(w->pred_tok, 2, w->pred_n, count, k, H5T_NATIVE_INT32, ids) < 0 ||
+                         extend_and_write(w->pred_lp, 2, w->pred_n, count, k, H5T_NATIVE_FLOAT,
+                                          logprob) < 0))
+        rc = writer_fail(w, err, "/predictions");
+    data_h5_unlock();
+    if (rc == SAE_OK) w->pred_n += count;
+    return rc;
+}
+
+int data_actwriter_put_strings(data_actwriter *w, const char *name, const char *const *s, size_t n,
+                               sae_error *err) {
+    if (w->failed) return SAE_ERR_IO;
+    data_h5_lock();
+    int rc = data_h5_write_strings(w->h5, name, s, n, w->path, err);
+    data_h5_unlock();
+    if (rc < 0) w->failed = 1;
+    return rc;
+}
+
 int data_actwriter_set_docs(data_actwriter *w, const int64_t *offsets, size_t n_docs,
                             const char *const *labels, sae_error *err) {
     if (w->failed) return SAE_ERR_IO;
@@ -655,8 +868,17 @@ int data_actwriter_finish(data_actwriter *w, sae_error *err) {
         data_actwriter_abort(w);
         return SAE_ERR_IO;
     }
+    if (w->pred_k && w->pred_n != w->n) { /* a caller bug, but never a file that fails to open */
+        sae_error_set(err, SAE_ERR_IO, w->path, "/predictions has %zu rows but /activations %zu",
+                      w->pred_n, w->n);
+        data_actwriter_abort(w);
+        return SAE_ERR_IO;
+    }
     data_h5_lock();
     herr_t rc = 0;
+    if (w->pred_tok >= 0 && H5Dclose(w->pred_tok) < 0) rc = -1;
+    if (w->pred_lp >= 0 && H5Dclose(w->pred_lp) < 0) rc = -1;
+    w->pred_tok = w->pred_lp = -1;
     if (w->f16 >= 0) H5Tclose(w->f16);
     if (w->tokens >= 0 && H5Dclose(w->tokens) < 0) rc = -1;
     if (H5Dclose(w->acts) < 0) rc = -1;
@@ -679,6 +901,8 @@ int data_actwriter_finish(data_actwriter *w, sae_error *err) {
 void data_actwriter_abort(data_actwriter *w) {
     if (!w) return;
     data_h5_lock();
+    if (w->pred_tok >= 0) H5Dclose(w->pred_tok);
+    if (w->pred_lp >= 0) H5Dclose(w->pred_lp);
     if (w->f16 >= 0) H5Tclose(w->f16);
     if (w->tokens >= 0) H5Dclose(w->tokens);
     if (w->acts >= 0) H5Dclose(w->acts);

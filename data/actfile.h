@@ -8,8 +8,17 @@
  *   /doc_labels   vlen UTF-8 [D]    group label per document   optional
  *   /doc_source   int64 [D]         corpus document of each window (capture: a
  *                                   "document" above is a window), non-decreasing
+ *   /doc_meta     vlen UTF-8 [D]    per window, its corpus document's extra
+ *                                   JSON Lines keys as one compact JSON object
+ *                                   ("" when none)             optional
  *   /unembed      float32 [V, d], /final_norm float32 [d]      optional
  *   /truth/features float32 [F, d]  planted dictionary         optional
+ *   /predictions/token   int32 [N, K]   the model's K most probable next
+ *   /predictions/logprob float32 [N, K] tokens after each row's position, most
+ *                                   probable first (ties: lower id first), and
+ *                                   their natural-log probabilities (log-softmax
+ *                                   of the final logits); group attribute k = K;
+ *                                   1 <= K <= min(V, 1024)     optional
  *   root attributes: d_model, model, layer, hook (+ schema_version = 1)
  * Readers ignore datasets and attributes they do not know, so the schema can
  * grow compatibly.
@@ -37,6 +46,8 @@
 #include "common/err.h"
 
 #define DATA_SCHEMA_VERSION 1
+/* The most next-token predictions a row may store (/predictions width K). */
+#define DATA_MAX_PREDICTIONS 1024
 
 /* Storage types of /activations, in order, NULL-terminated (the CLI's --dtype choices). */
 typedef enum data_dtype { DATA_DTYPE_F32 = 0, DATA_DTYPE_F16 = 1 } data_dtype;
@@ -52,6 +63,7 @@ typedef struct data_actfile {
     size_t n_docs;     /* D (0 if /doc_offsets is absent) */
     int has_doc_labels;
     int has_doc_source; /* /doc_source present (validated: non-decreasing, >= 0) */
+    int has_doc_meta;   /* /doc_meta present, one string per document */
     size_t vocab_size; /* V (0 if /vocab is absent) */
     int has_unembed, has_final_norm;
     size_t n_truth;    /* F (0 if /truth/features is absent) */
@@ -78,9 +90,14 @@ int data_actfile_read_vocab(data_actfile *f, char ***out, sae_error *err);
 int data_actfile_read_doc_labels(data_actfile *f, char ***out, sae_error *err);
 /* The model's K = n_pred most probable next tokens at rows [row0, row0 + count),
  * most probable first: ids (count x K) and natural-log probabilities (count x K).
- * Thread-safe. */
+ * Open validated them: ids index /vocab, log-probabilities are finite, <= 1e-4
+ * and non-increasing along a row, and a row's probabilities sum to <= 1.001.
+ * SAE_ERR_UNSUPPORTED when the file has none (n_pred == 0). Thread-safe. */
 int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, int32_t *ids,
                                   float *logprob, sae_error *err);
+/* /doc_meta as n_docs malloc'd strings (free with data_h5_free_strings);
+ * SAE_ERR_UNSUPPORTED without it. Each is "" or a JSON object. */
+int data_actfile_read_doc_meta(data_actfile *f, char ***out, sae_error *err);
 /* A whole float dataset by name (e.g. "unembed"), count elements. */
 int data_actfile_read_f32(data_actfile *f, const char *name, float *out, size_t count,
                           sae_error *err);
@@ -132,6 +149,15 @@ int data_actwriter_put_f32(data_actwriter *w, const char *name, const float *dat
                            size_t cols, sae_error *err);
 int data_actwriter_put_i64(data_actwriter *w, const char *name, const int64_t *data, size_t n,
                            sae_error *err);
+/* A 1-D variable-length UTF-8 string dataset (e.g. /doc_meta). */
+int data_actwriter_put_strings(data_actwriter *w, const char *name, const char *const *s, size_t n,
+                               sae_error *err);
+/* Appends count rows (count x k) to /predictions, created with width k on the
+ * first call; k never changes. Call it once per data_actwriter_append, with
+ * the same count: finish refuses a file whose /predictions rows differ from
+ * /activations'. */
+int data_actwriter_append_predictions(data_actwriter *w, const int32_t *ids, const float *logprob,
+                                      size_t count, size_t k, sae_error *err);
 int data_actwriter_set_attr_str(data_actwriter *w, const char *name, const char *value);
 int data_actwriter_set_attr_i64(data_actwriter *w, const char *name, int64_t value);
 /* Closes and renames into place. On any earlier failure, or if this fails, the

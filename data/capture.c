@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct data_corpus {
     char *text; /* the current document (plain text accumulates lines here) */
     size_t text_len, text_cap;
     char *label;
+    char *meta;      /* the record's other keys as a compact JSON object, or NULL */
     size_t doc_line; /* line where the current document starts */
 };
 
@@ -64,7 +66,7 @@ int data_corpus_open(data_corpus **out, const char *path, sae_error *err) {
 void data_corpus_close(data_corpus *c) {
     if (!c) return;
     if (c->f) fclose(c->f);
-    sae_free(c->line), sae_free(c->text), sae_free(c->label);
+    sae_free(c->line), sae_free(c->text), sae_free(c->label), sae_free(c->meta);
     sae_free(c);
 }
 
@@ -103,8 +105,129 @@ static int json_has_nul_escape(const char *s, size_t n) {
     return 0;
 }
 
-/* One JSON Lines record: an object with a "text" string and an optional
- * "label" string, nothing after it but white space. */
+/* --- JSON Lines keys ------------------------------------------------------------
+ * "text" (or its alias "content", used by many published datasets) is the
+ * document, "label" its group; every other key is metadata, carried through
+ * to /doc_meta. A key that looks like a misspelt "text" or "label" is an
+ * error rather than metadata, since the document would silently lose its
+ * text or label: a different spelling of the whole key (case-insensitive
+ * optimal string alignment distance <= 1: one letter inserted, deleted,
+ * replaced, or two neighbours swapped: "txt", "labl", "Text", "labels",
+ * "lable") or a prefix of one of at least 3 letters ("tex", "lab", "labe").
+ * Distance 2 would also catch "level", "set" and "tests", common metadata
+ * keys, so it stops at 1. */
+static const char *const text_keys[] = {"text", "content", NULL};
+
+static int is_text_key(const char *k) {
+    for (int i = 0; text_keys[i]; i++)
+        if (strcmp(k, text_keys[i]) == 0) return 1;
+    return 0;
+}
+
+/* Case-insensitive optimal string alignment distance of a and b, or 99 when
+ * either is longer than 31 bytes (far from "text" and "label" anyway). */
+static int key_distance(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > 31 || nb > 31) return 99;
+    int d[32][32];
+    for (size_t i = 0; i <= na; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= nb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= na; i++)
+        for (size_t j = 1; j <= nb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1; /* two neighbours swapped */
+            d[i][j] = best;
+        }
+    return d[na][nb];
+}
+
+/* "text" or "label" when key looks like a misspelling of it, else NULL. */
+static const char *misspelt_key(const char *key) {
+    static const char *const wanted[] = {"text", "label"};
+    if (is_text_key(key) || strcmp(key, "label") == 0) return NULL;
+    size_t n = strlen(key);
+    for (int i = 0; i < 2; i++)
+        if (key_distance(key, wanted[i]) <= 1 || (n >= 3 && strncmp(key, wanted[i], n) == 0 &&
+                                                  n < strlen(wanted[i])))
+            return wanted[i];
+    return NULL;
+}
+
+/* The record's keys, quoted and comma-separated, for messages. */
+static void list_keys(const cJSON *obj, char *buf, size_t cap) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (const cJSON *it = obj->child; it && at + 1 < cap; it = it->next) {
+        int w = snprintf(buf + at, cap - at, "%s\"%.40s\"", at ? ", " : "", it->string);
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+    if (!obj->child) snprintf(buf, cap, "none");
+}
+
+/* The record's metadata: every key but the text and label taken, as a
+ * compact JSON object (NULL in *out when there is none). */
+static int record_meta(const cJSON *obj, const cJSON *text, const cJSON *label, char **out) {
+    *out = NULL;
+    cJSON *meta = NULL;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        if (it == text || it == label) continue;
+        if (!meta && !(meta = cJSON_CreateObject())) return -1;
+        cJSON *dup = cJSON_Duplicate(it, 1);
+        if (!dup || !cJSON_AddItemToObject(meta, it->string, dup)) {
+            cJSON_Delete(dup);
+            cJSON_Delete(meta);
+            return -1;
+        }
+    }
+    if (!meta) return 0;
+    char *printed = cJSON_PrintUnformatted(meta);
+    cJSON_Delete(meta);
+    if (!printed) return -1;
+    *out = sae_strdup(printed);
+    cJSON_free(printed);
+    return *out ? 0 : -1;
+}
+
+/* Checks the keys of record obj and finds its text and label. */
+static int record_keys(data_corpus *c, const cJSON *obj, const cJSON **text, const cJSON **label,
+                       sae_error *err) {
+    *text = *label = NULL;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        const char *want = misspelt_key(it->string);
+        if (want)
+            return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                                 "line %zu: key \"%.60s\" looks like a misspelling of \"%s\" "
+                                 "(keys are case-sensitive: a record has \"text\" and an optional "
+                                 "\"label\"; other keys are kept as metadata)",
+                                 c->line_no, it->string, want);
+        if (strcmp(it->string, "label") == 0 && !*label) *label = it;
+    }
+    for (int i = 0; text_keys[i] && !*text; i++)
+        *text = cJSON_GetObjectItemCaseSensitive(obj, text_keys[i]);
+    if (!*text) {
+        char keys[512];
+        list_keys(obj, keys, sizeof keys);
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "line %zu: the record has no \"text\" key (nor its alias \"content\"); "
+                             "its keys: %s", c->line_no, keys);
+    }
+    if (!cJSON_IsString(*text) || (*label && !cJSON_IsString(*label)))
+        return sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                             "line %zu: \"%s\" must be a string%s", c->line_no,
+                             !cJSON_IsString(*text) ? (*text)->string : "label",
+                             !cJSON_IsString(*text) ? "" : " when present");
+    return SAE_OK;
+}
+
+/* One JSON Lines record: an object with a "text" string, an optional
+ * "label" string and any other keys (metadata), nothing after it but white
+ * space. */
 static int parse_jsonl(data_corpus *c, size_t len, sae_error *err) {
     if (json_has_nul_escape(c->line, len))
         return sae_error_set(err, SAE_ERR_FORMAT, c->path,
@@ -118,27 +241,32 @@ static int parse_jsonl(data_corpus *c, size_t len, sae_error *err) {
                              "line %zu: junk after the JSON object at byte %zu", c->line_no,
                              (size_t)(end - c->line) + 1);
     }
-    cJSON *text = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
-    cJSON *label = j ? cJSON_GetObjectItemCaseSensitive(j, "label") : NULL;
-    int ok = cJSON_IsObject(j) && cJSON_IsString(text) && (!label || cJSON_IsString(label));
-    int rc = ok ? SAE_OK : -1;
-    if (ok && append_text(c, text->valuestring, strlen(text->valuestring)) < 0) rc = -2;
-    if (ok && label && !(c->label = sae_strdup(label->valuestring))) rc = -2;
-    cJSON_Delete(j);
-    if (rc == -1)
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
         return sae_error_set(err, SAE_ERR_FORMAT, c->path,
                              "line %zu: not a JSON object with a \"text\" string "
                              "(and an optional \"label\" string)", c->line_no);
-    if (rc == -2) return sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
-    return 1;
+    }
+    const cJSON *text, *label;
+    int rc = record_keys(c, j, &text, &label, err);
+    if (rc == SAE_OK && (append_text(c, text->valuestring, strlen(text->valuestring)) < 0 ||
+                         (label && !(c->label = sae_strdup(label->valuestring))) ||
+                         record_meta(j, text, label, &c->meta) < 0))
+        rc = sae_error_set(err, SAE_ERR_NOMEM, c->path, "out of memory");
+    cJSON_Delete(j);
+    size_t bad;
+    if (rc == SAE_OK && c->meta && data_utf8_check(c->meta, strlen(c->meta), &bad) != 0)
+        rc = sae_error_set(err, SAE_ERR_FORMAT, c->path,
+                           "line %zu: a metadata key or value is not valid UTF-8", c->line_no);
+    return rc < 0 ? rc : 1;
 }
 
 /* 1: a document in c->text / c->label; 0: end of corpus; < 0: error */
 static int corpus_read(data_corpus *c, sae_error *err) {
     c->text_len = 0;
     if (c->text) c->text[0] = 0;
-    sae_free(c->label);
-    c->label = NULL;
+    sae_free(c->label), sae_free(c->meta);
+    c->label = c->meta = NULL;
     ssize_t n;
     while ((n = getline(&c->line, &c->line_cap, c->f)) >= 0) {
         c->line_no++;
@@ -174,8 +302,74 @@ int data_corpus_next(data_corpus *c, data_corpus_doc *doc, sae_error *err) {
         return sae_error_set(err, SAE_ERR_FORMAT, c->path,
                              "document %llu (line %zu) is not valid UTF-8 at byte %zu of its text",
                              (unsigned long long)c->docs, c->doc_line, bad);
-    *doc = (data_corpus_doc){c->text, c->text_len, c->label, c->doc_line};
+    *doc = (data_corpus_doc){c->text, c->text_len, c->label, c->doc_line, c->meta};
     return 1;
+}
+
+/* --- next-token predictions ----------------------------------------------------- */
+/* a before b in the prediction order: more probable, or as probable and a
+ * lower id */
+static int pred_before(float va, int32_t ia, float vb, int32_t ib) {
+    return va > vb || (va == vb && ia < ib);
+}
+
+/* Sifts entry i of a min-heap (the least probable at the root) down. */
+static void heap_down(float *val, int32_t *id, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && pred_before(val[worst], id[worst], val[l], id[l])) worst = l;
+        if (r < n && pred_before(val[worst], id[worst], val[r], id[r])) worst = r;
+        if (worst == i) return;
+        float tv = val[i];
+        int32_t ti = id[i];
+        val[i] = val[worst], id[i] = id[worst];
+        val[worst] = tv, id[worst] = ti;
+        i = worst;
+    }
+}
+
+/* The K most probable of V logits, most probable first (ties: lower id),
+ * with their natural-log probabilities l - logsumexp(l), the sum in double.
+ * A bounded min-heap: O(V log K). Returns -1 if a logit is not finite. */
+static int top_logprobs(const float *logits, size_t V, size_t K, int32_t *ids, float *logprob) {
+    float mx = logits[0];
+    for (size_t v = 0; v < V; v++) {
+        if (!isfinite(logits[v])) return -1;
+        if (logits[v] > mx) mx = logits[v];
+    }
+    double sum = 0;
+    for (size_t v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    double lse = (double)mx + log(sum);
+    float *val = logprob; /* the heap lives in the output until it is sorted */
+    size_t n = 0;
+    for (size_t v = 0; v < V; v++) {
+        float x = logits[v];
+        if (n < K) { /* sift the new entry up */
+            size_t i = n++;
+            val[i] = x, ids[i] = (int32_t)v;
+            while (i && pred_before(val[(i - 1) / 2], ids[(i - 1) / 2], val[i], ids[i])) {
+                size_t up = (i - 1) / 2;
+                float tv = val[i];
+                int32_t ti = ids[i];
+                val[i] = val[up], ids[i] = ids[up];
+                val[up] = tv, ids[up] = ti;
+                i = up;
+            }
+        } else if (pred_before(x, (int32_t)v, val[0], ids[0])) {
+            val[0] = x, ids[0] = (int32_t)v;
+            heap_down(val, ids, n, 0);
+        }
+    }
+    /* heap sort: repeatedly move the least probable to the end */
+    for (size_t end = n; end > 1; end--) {
+        float tv = val[0];
+        int32_t ti = ids[0];
+        val[0] = val[end - 1], ids[0] = ids[end - 1];
+        val[end - 1] = tv, ids[end - 1] = ti;
+        heap_down(val, ids, end - 1, 0);
+    }
+    for (size_t k = 0; k < n; k++) logprob[k] = (float)((double)val[k] - lse);
+    return 0;
 }
 
 /* --- windows and batches ------------------------------------------------------- */
@@ -184,11 +378,15 @@ typedef struct {
     data_site site;
     float *dst; /* (rows, dim) */
     size_t dim;
+    int last_layer;
+    float *final; /* (rows, dim) the last block's resid_post, or NULL */
 } site_copy;
 
 static void copy_hook(int layer, data_site site, const float *x, size_t rows, void *user) {
     site_copy *s = user;
     if (layer == s->layer && site == s->site) memcpy(s->dst, x, rows * s->dim * sizeof(float));
+    if (s->final && layer == s->last_layer && site == DATA_SITE_RESID_POST)
+        memcpy(s->final, x, rows * s->dim * sizeof(float));
 }
 
 typedef struct {
@@ -198,40 +396,57 @@ typedef struct {
     float *acts;     /* (cap, dim) */
     float *rows_out; /* (cap, dim) written rows */
     int32_t *tok_out;
+    /* --predictions */
+    float *final;    /* (cap, dim) the last block's resid_post */
+    float *fin_out;  /* (cap, dim) its written rows */
+    float *normed, *logits; /* (PRED_ROWS, dim), (PRED_ROWS, V) */
+    int32_t *pred_id; /* (cap, K) */
+    float *pred_lp;   /* (cap, K) */
 } batch;
+
+/* rows per classifier product: bounds the logits buffer (rows x V floats) */
+#define PRED_ROWS 256
 
 typedef struct {
     int64_t *off;     /* window row offsets in the output */
-    char **labels;
+    char **labels, **meta;
     int64_t *source;
     size_t n, cap;
-    int any_label;
+    int any_label, any_meta;
 } window_index;
 
-static int index_add(window_index *w, int64_t end, const char *label, int64_t source) {
+static int index_add(window_index *w, int64_t end, const char *label, const char *meta,
+                     int64_t source) {
     if (w->n + 2 > w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 1024;
         int64_t *o = sae_realloc(w->off, cap * sizeof *o);
         if (o) w->off = o;
         char **l = o ? sae_realloc(w->labels, cap * sizeof *l) : NULL;
         if (l) w->labels = l;
-        int64_t *s = l ? sae_realloc(w->source, cap * sizeof *s) : NULL;
+        char **mt = l ? sae_realloc(w->meta, cap * sizeof *mt) : NULL;
+        if (mt) w->meta = mt;
+        int64_t *s = mt ? sae_realloc(w->source, cap * sizeof *s) : NULL;
         if (s) w->source = s;
         if (!s) return -1;
         w->cap = cap;
     }
     if (w->n == 0) w->off[0] = 0;
     w->labels[w->n] = sae_strdup(label ? label : "");
-    if (!w->labels[w->n]) return -1;
+    w->meta[w->n] = w->labels[w->n] ? sae_strdup(meta ? meta : "") : NULL;
+    if (!w->meta[w->n]) {
+        sae_free(w->labels[w->n]);
+        return -1;
+    }
     w->any_label |= label != NULL;
+    w->any_meta |= meta != NULL;
     w->source[w->n] = source;
     w->off[++w->n] = end;
     return 0;
 }
 
 static void index_free(window_index *w) {
-    for (size_t i = 0; i < w->n; i++) sae_free(w->labels[i]);
-    sae_free(w->off), sae_free(w->labels), sae_free(w->source);
+    for (size_t i = 0; i < w->n; i++) sae_free(w->labels[i]), sae_free(w->meta[i]);
+    sae_free(w->off), sae_free(w->labels), sae_free(w->meta), sae_free(w->source);
 }
 
 typedef struct {
@@ -244,24 +459,51 @@ typedef struct {
     uint64_t rows_written;
 } capture_ctx;
 
+/* Top-K predictions of the n written rows from their final residuals:
+ * classifier products of PRED_ROWS rows, then the selection in parallel. */
+static int predict_rows(capture_ctx *c, size_t n, sae_error *err) {
+    batch *b = &c->b;
+    size_t D = (size_t)c->m->c.dim, V = (size_t)c->m->c.vocab_size, K = c->p->predictions;
+    for (size_t r0 = 0; r0 < n; r0 += PRED_ROWS) {
+        size_t cnt = n - r0 < PRED_ROWS ? n - r0 : PRED_ROWS;
+        data_llama_logits(c->m, b->fin_out + r0 * D, cnt, b->normed, b->logits);
+        int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad)
+        for (size_t i = 0; i < cnt; i++)
+            bad |= top_logprobs(b->logits + i * V, V, K, b->pred_id + (r0 + i) * K,
+                                b->pred_lp + (r0 + i) * K) < 0;
+        if (bad)
+            return sae_error_set(err, SAE_ERR_FORMAT, c->m->path,
+                                 "the model's logits are not finite near output row %llu: "
+                                 "damaged weights?", (unsigned long long)(c->rows_written + r0));
+    }
+    return data_actwriter_append_predictions(c->w, b->pred_id, b->pred_lp, n, K, err);
+}
+
 /* Runs the pending windows and appends their rows (minus BOS unless kept). */
-static int flush(capture_ctx *c, const char *label_of_pending[], const int64_t *source_of_pending,
-                 sae_error *err) {
+static int flush(capture_ctx *c, const char *label_of_pending[], const char *meta_of_pending[],
+                 const int64_t *source_of_pending, sae_error *err) {
     batch *b = &c->b;
     if (b->n_win == 0) return SAE_OK;
     size_t D = (size_t)c->m->c.dim, n = 0;
-    site_copy sc = {c->p->layer, c->p->site, b->acts, D};
-    data_llama_forward(c->run, b->tokens, b->off, b->n_win, c->p->layer, copy_hook, &sc, NULL);
+    int predict = c->p->predictions > 0;
+    site_copy sc = {c->p->layer, c->p->site, b->acts, D, c->m->c.n_layers - 1,
+                    predict ? b->final : NULL};
+    /* predictions need every block, not just those up to --layer */
+    data_llama_forward(c->run, b->tokens, b->off, b->n_win, predict ? -1 : c->p->layer, copy_hook,
+                       &sc, NULL);
     for (size_t s = 0; s < b->n_win; s++) {
         for (size_t i = b->off[s] + (c->p->keep_bos ? 0 : 1); i < b->off[s + 1]; i++) {
             memcpy(b->rows_out + n * D, b->acts + i * D, D * sizeof(float));
+            if (predict) memcpy(b->fin_out + n * D, b->final + i * D, D * sizeof(float));
             b->tok_out[n++] = b->tokens[i];
         }
         if (index_add(&c->idx, (int64_t)(c->rows_written + n), label_of_pending[s],
-                      source_of_pending[s]) < 0)
+                      meta_of_pending[s], source_of_pending[s]) < 0)
             return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
     int rc = data_actwriter_append(c->w, b->rows_out, b->tok_out, n, err);
+    if (rc == SAE_OK && predict) rc = predict_rows(c, n, err);
     c->rows_written += n;
     b->n_rows = b->n_win = 0;
     return rc;
@@ -281,6 +523,9 @@ static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *token
         rc = data_actwriter_set_docs(c->w, c->idx.off, c->idx.n,
                                      c->idx.any_label ? (const char *const *)c->idx.labels : NULL, err);
     if (rc == SAE_OK) rc = data_actwriter_put_i64(c->w, "doc_source", c->idx.source, c->idx.n, err);
+    if (rc == SAE_OK && c->idx.any_meta)
+        rc = data_actwriter_put_strings(c->w, "doc_meta", (const char *const *)c->idx.meta, c->idx.n,
+                                        err);
     if (rc == SAE_OK) rc = data_actwriter_set_vocab(c->w, (const char *const *)vocab, V, err);
     if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "unembed", c->m->wcls, V, D, err);
     if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "final_norm", c->m->rms_final, D, 0, err);
@@ -288,6 +533,7 @@ static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *token
         data_actwriter_set_attr_str(c->w, "tokenizer", tokenizer_path);
         data_actwriter_set_attr_i64(c->w, "seq_len", (int64_t)seq_len);
         data_actwriter_set_attr_i64(c->w, "keep_bos", c->p->keep_bos);
+        data_actwriter_set_attr_i64(c->w, "predictions", (int64_t)c->p->predictions);
     }
     for (size_t i = 0; vocab && i < V; i++) sae_free(vocab[i]);
     sae_free(vocab);
@@ -305,8 +551,15 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     if (seq_len < 2 || seq_len > (size_t)mc->seq_len)
         return sae_error_set(err, SAE_ERR_ARG, "--seq-len", "must be in 2..%d (the model's seq_len)",
                              mc->seq_len);
+    size_t V = (size_t)mc->vocab_size;
+    if (p->predictions > V || p->predictions > DATA_MAX_PREDICTIONS)
+        return sae_error_set(err, SAE_ERR_ARG, "--predictions",
+                             "%zu is more than %s (%zu): store at most that many predictions per row",
+                             p->predictions, V <= DATA_MAX_PREDICTIONS ? "the model's vocabulary" : "the limit",
+                             V <= DATA_MAX_PREDICTIONS ? V : (size_t)DATA_MAX_PREDICTIONS);
     size_t batch_rows = p->batch_rows < seq_len ? seq_len : p->batch_rows;
     size_t max_win = batch_rows / seq_len, cap = max_win * seq_len, D = (size_t)mc->dim;
+    size_t K = p->predictions;
 
     data_corpus *cp;
     int rc = data_corpus_open(&cp, p->corpus_path, err);
@@ -322,11 +575,23 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     b->acts = sae_alloc(cap * D * sizeof(float));
     b->rows_out = sae_alloc(cap * D * sizeof(float));
     b->tok_out = sae_malloc(cap * sizeof *b->tok_out);
+    if (K) {
+        b->final = sae_alloc(cap * D * sizeof(float));
+        b->fin_out = sae_alloc(cap * D * sizeof(float));
+        b->normed = sae_alloc(PRED_ROWS * D * sizeof(float));
+        b->logits = sae_alloc(PRED_ROWS * V * sizeof(float));
+        b->pred_id = sae_calloc_n(cap * K, sizeof *b->pred_id);
+        b->pred_lp = sae_calloc_n(cap * K, sizeof *b->pred_lp);
+        if (!b->final || !b->fin_out || !b->normed || !b->logits || !b->pred_id || !b->pred_lp)
+            rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for --predictions %zu", K);
+    }
     const char **pending_label = sae_calloc_n(max_win, sizeof *pending_label);
+    const char **pending_meta = sae_calloc_n(max_win, sizeof *pending_meta);
     int64_t *pending_source = sae_calloc_n(max_win, sizeof *pending_source);
     char **doc_labels = sae_calloc_n(max_win, sizeof *doc_labels); /* owned copies for pending windows */
+    char **doc_metas = sae_calloc_n(max_win, sizeof *doc_metas);
     if (!b->tokens || !b->off || !b->acts || !b->rows_out || !b->tok_out || !pending_label ||
-        !pending_source || !doc_labels)
+        !pending_meta || !pending_source || !doc_labels || !doc_metas)
         rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     /* attention scores sized by the window, not the model's context */
     if (rc == SAE_OK) rc = data_llama_run_init_seq(&c.run, m, cap, seq_len, err);
@@ -355,8 +620,11 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         for (size_t w0 = 0; w0 < n && rc == SAE_OK; w0 += W) {
             size_t len = n - w0 < W ? n - w0 : W;
             if (b->n_win == max_win) {
-                rc = flush(&c, pending_label, pending_source, err);
-                for (size_t i = 0; i < max_win; i++) sae_free(doc_labels[i]), doc_labels[i] = NULL;
+                rc = flush(&c, pending_label, pending_meta, pending_source, err);
+                for (size_t i = 0; i < max_win; i++) {
+                    sae_free(doc_labels[i]), sae_free(doc_metas[i]);
+                    doc_labels[i] = doc_metas[i] = NULL;
+                }
                 if (rc < 0) break;
                 pr.bytes_done = data_corpus_bytes(cp);
                 if (cb) cb(&pr, user);
@@ -366,18 +634,20 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
             memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
             b->n_rows += len;
             doc_labels[b->n_win] = doc_in.label ? sae_strdup(doc_in.label) : NULL;
-            if (doc_in.label && !doc_labels[b->n_win]) {
+            doc_metas[b->n_win] = doc_in.meta ? sae_strdup(doc_in.meta) : NULL;
+            if ((doc_in.label && !doc_labels[b->n_win]) || (doc_in.meta && !doc_metas[b->n_win])) {
                 rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for a document label");
                 break;
             }
             pending_label[b->n_win] = doc_labels[b->n_win];
+            pending_meta[b->n_win] = doc_metas[b->n_win];
             pending_source[b->n_win] = doc;
             b->off[++b->n_win] = b->n_rows;
             pr.windows++;
             pr.tokens += len + (p->keep_bos ? 1 : 0);
         }
     }
-    if (rc == SAE_OK) rc = flush(&c, pending_label, pending_source, err);
+    if (rc == SAE_OK) rc = flush(&c, pending_label, pending_meta, pending_source, err);
     if (rc == SAE_OK && c.rows_written == 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
     pr.bytes_done = data_corpus_bytes(cp);
@@ -389,8 +659,12 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         else data_actwriter_abort(c.w);
     }
     for (size_t i = 0; doc_labels && i < max_win; i++) sae_free(doc_labels[i]);
-    sae_free(doc_labels), sae_free(pending_label), sae_free(pending_source), sae_free(ids);
+    for (size_t i = 0; doc_metas && i < max_win; i++) sae_free(doc_metas[i]);
+    sae_free(doc_labels), sae_free(doc_metas), sae_free(pending_label), sae_free(pending_meta);
+    sae_free(pending_source), sae_free(ids);
     sae_free(b->tokens), sae_free(b->off), sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
+    sae_free(b->final), sae_free(b->fin_out), sae_free(b->normed), sae_free(b->logits);
+    sae_free(b->pred_id), sae_free(b->pred_lp);
     data_llama_run_free(c.run);
     index_free(&c.idx);
     data_corpus_close(cp);

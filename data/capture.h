@@ -1,18 +1,22 @@
 /* data/capture.h: text in, activation file out. Runs a llama2.c model over a
  * corpus and writes one site of one layer as a schema-v1 activation file.
  *
- * Corpus: JSON Lines ({"text": ..., "label": ...}, label optional; detected by
- * a first non-blank byte '{') or plain text, documents separated by blank
- * lines. Each document is encoded once (llama2.c encode: dummy-prefix space,
+ * Corpus: JSON Lines ({"text": ..., "label": ...}, label optional, other keys
+ * kept as metadata; detected by a first non-blank byte '{') or plain text,
+ * documents separated by blank lines. Each document is encoded once (llama2.c encode: dummy-prefix space,
  * pieces by merge score, byte fallback) and cut into windows of seq_len - 1
  * tokens; every window starts with BOS and runs as its own sequence. The BOS
  * position is run but not written unless keep_bos.
  *
  * Output, beyond the schema-v1 datasets: each window is a document in
  * /doc_offsets and /doc_labels (its source document's label); /doc_source
- * int64 [D] gives the corpus document (0-based) each window came from.
+ * int64 [D] gives the corpus document (0-based) each window came from, and
+ * /doc_meta (only when some JSON Lines record has keys besides text and
+ * label) that document's other keys as a compact JSON object. With
+ * predictions = K, /predictions holds each written row's K most probable
+ * next tokens and their log-probabilities (layout in actfile.h).
  * Attributes: model (its file name with its folder), layer, hook (the site),
- * tokenizer, seq_len, keep_bos.
+ * tokenizer, seq_len, keep_bos, predictions (K, 0 for none).
  * Activations are written batch by batch: memory does not grow with the corpus.
  */
 #ifndef SAE_DATA_CAPTURE_H
@@ -29,15 +33,20 @@
  * byte order mark is skipped before the format is decided. JSON Lines: each
  * non-blank line one object, nothing after it but white space; text with
  * \u0000 or a raw NUL byte is refused (the tokenizer takes NUL-free UTF-8);
- * every document's text must be valid UTF-8. Errors name the line
- * ("line 3: ..."). The document's strings belong to the reader and last
- * until the next call. */
+ * every document's text must be valid UTF-8. Keys: "text" (alias "content")
+ * is required, "label" optional, others are metadata; a key that looks like
+ * a misspelt "text" or "label" is an error (rule in capture.c: one edit away,
+ * case-insensitive, or a prefix of 3+ letters: "txt", "Text", "lab",
+ * "labels"). Errors name the line ("line 3: ..."). The document's strings
+ * belong to the reader and last until the next call. */
 typedef struct data_corpus data_corpus;
 typedef struct data_corpus_doc {
     const char *text;
     size_t len;
     const char *label; /* NULL if none */
     size_t line;       /* where the document starts, from 1 */
+    const char *meta;  /* JSON Lines: the record's other keys as a compact JSON
+                          object, e.g. {"id":7,"source":"aozora"}; NULL if none */
 } data_corpus_doc;
 int data_corpus_open(data_corpus **out, const char *path, sae_error *err);
 /* 1: *doc filled; 0: end of the corpus; < 0: error */
@@ -53,6 +62,9 @@ typedef struct data_capture_params {
     int float16;
     int keep_bos;
     size_t batch_rows;  /* tokens per forward pass */
+    size_t predictions; /* K > 0: also store each row's top-K next tokens in
+                           /predictions (runs every block and the classifier);
+                           at most min(V, DATA_MAX_PREDICTIONS) */
 } data_capture_params;
 
 typedef struct data_capture_progress {

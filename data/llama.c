@@ -311,9 +311,12 @@ void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *
         for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
         if (hook) hook(l, DATA_SITE_RESID_POST, r->x, N, user);
     }
-    if (logits) {
-        rmsnorm_rows(r->xb, r->x, m->rms_final, N, D);
-        sae_gemm(0, 1, N, (size_t)c->vocab_size, D, 1.0f, r->xb, D, m->wcls, D, 0.0f, logits,
-                 (size_t)c->vocab_size);
-    }
+    if (logits) data_llama_logits(m, r->x, N, r->xb, logits);
+}
+
+void data_llama_logits(const data_llama *m, const float *x, size_t rows, float *normed,
+                       float *logits) {
+    size_t D = (size_t)m->c.dim, V = (size_t)m->c.vocab_size;
+    rmsnorm_rows(normed, x, m->rms_final, rows, D);
+    sae_gemm(0, 1, rows, V, D, 1.0f, normed, D, m->wcls, D, 0.0f, logits, V);
 }

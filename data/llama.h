@@ -93,4 +93,12 @@ typedef void (*data_llama_hook)(int layer, data_site site, const float *x, size_
 void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
                         int last_layer, data_llama_hook hook, void *user, float *logits);
 
+/* The classifier's logits (rows, V) of final-block residuals x (rows, dim):
+ * final RMSNorm, then wcls, as the forward ends. normed is (rows, dim)
+ * scratch. A hook at the last block's resid_post can call it on a part of
+ * the rows (what capture --predictions does, so logits never need the
+ * whole batch's rows x V). */
+void data_llama_logits(const data_llama *m, const float *x, size_t rows, float *normed,
+                       float *logits);
+
 #endif
