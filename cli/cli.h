@@ -90,6 +90,30 @@ void cli_install_signals(void);
 int cli_check_paths(const sae_paths *ps);
 int cli_default_threads(void);
 
+/* cli/provenance.c: before an SAE runs over --data. A width mismatch is an
+ * error (printed; returns CLI_EXIT_ERROR); a different model, layer or site
+ * than the SAE was trained on is one `sae: warning:` line (returns 0); an SAE
+ * file without provenance (older than it) is accepted silently. */
+struct data_actfile;
+int cli_check_provenance(const char *sae_path, size_t sae_d, const struct data_actfile *f);
+
+/* cli/cmd_docs.c: corpus documents and their windows (data/docs.h), shared by
+ * `sae docs`, `sae show`, `sae viz` and `sae info`. */
+struct data_docs;
+struct sae_model;
+/* "doc 54, window 2 of 3 (file window 1023)" for file window w. */
+void cli_window_name(char *buf, size_t cap, const struct data_docs *d, size_t w);
+/* "  labels       ja 30, en 30 (corpus documents)" (nothing without labels). */
+void cli_print_label_counts(const struct data_docs *d, const char *indent);
+/* Latent values of rows [r0, r1) of f: out is (r1 - r0) x nf for features
+ * ids[0..nf), or (r1 - r0) x M for all of them when ids is NULL. */
+int cli_encode_rows(struct sae_model *m, double scale, struct data_actfile *f, size_t r0, size_t r1,
+                    const size_t *ids, size_t nf, float *out, sae_error *err);
+/* The file window of corpus document doc where any of features ids peaks
+ * (*peak its value; the document's first window when none fires). */
+int cli_peak_window(struct sae_model *m, double scale, struct data_actfile *f, const struct data_docs *d,
+                    size_t doc, const size_t *ids, size_t nf, size_t *window, float *peak, sae_error *err);
+
 int cmd_synth(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

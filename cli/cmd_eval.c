@@ -64,6 +64,11 @@ int cmd_eval(int argc, char **argv) {
         sae_model_free(&m);
         return CLI_EXIT_ERROR;
     }
+    if ((rc = cli_check_provenance(sae_path, m.cfg.d, f))) {
+        data_actfile_close(f);
+        sae_model_free(&m);
+        return rc;
+    }
     train_eval_result r;
     rc = train_eval(&m, scale, f, tokens, &r, &err);
     data_actfile_close(f);

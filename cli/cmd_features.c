@@ -1,4 +1,6 @@
 /* cli/cmd_features.c: `sae features` (build a feature dictionary). */
+/* realpath is X/Open, beyond the project-wide _POSIX_C_SOURCE */
+#define _XOPEN_SOURCE 700
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +102,10 @@ int cmd_features(int argc, char **argv) {
         sae_model_free(&m);
         return CLI_EXIT_ERROR;
     }
-    if (f->d != m.cfg.d) {
-        cli_errorf(data, "the data has d=%zu but the SAE %s was trained on d=%zu", f->d, sae_path, m.cfg.d);
+    if ((rc = cli_check_provenance(sae_path, m.cfg.d, f))) {
         data_actfile_close(f);
         sae_model_free(&m);
-        return CLI_EXIT_ERROR;
+        return rc;
     }
     if (!f->has_tokens || !f->vocab_size)
         cli_warn("%s has no %s: features get statistics and examples but no labels or top tokens "
@@ -115,7 +116,10 @@ int cmd_features(int argc, char **argv) {
     rc = feat_build(&fd, &m, scale, f, &o, on_rows, &pr, &err);
     double secs = elapsed(&pr.t0);
     if (rc == SAE_OK) {
-        snprintf(fd->sae_path, sizeof fd->sae_path, "%s", sae_path);
+        /* absolute paths, so that `sae show` finds them from any folder (the
+         * data's content identity is recorded beside its path by feat_write) */
+        if (!realpath(sae_path, fd->sae_path)) snprintf(fd->sae_path, sizeof fd->sae_path, "%s", sae_path);
+        if (!realpath(data, fd->data_path)) snprintf(fd->data_path, sizeof fd->data_path, "%s", data);
         rc = feat_write(fd, out, &err);
     }
     if (rc == SAE_OK && json) rc = feat_write_json(fd, json, &err);

@@ -5,16 +5,29 @@
 #include "cli/cli.h"
 #include "common/fileutil.h"
 #include "data/actfile.h"
+#include "data/docs.h"
 #include "data/h5.h"
 #include "features/feat.h"
 #include "sae/io.h"
 
-static void info_activations(const data_actfile *f) {
+static void info_activations(data_actfile *f) {
     printf("%s: activation file (schema v%lld)\n", f->path, (long long)f->schema_version);
     printf("  activations  %zu rows x d=%zu, %s, chunks of %zu rows\n", f->n, f->d,
            f->dtype_bytes == 2 ? "float16" : "float32", f->chunk_rows);
     printf("  tokens       %s\n", f->has_tokens ? "yes" : "no");
-    printf("  documents    %zu%s\n", f->n_docs, f->has_doc_labels ? " (labelled)" : "");
+    /* /doc_offsets splits the rows into capture windows; /doc_source groups
+     * them into corpus documents (data/docs.h) */
+    data_docs d;
+    sae_error err = {0};
+    if (data_docs_load(&d, f, &err) == SAE_OK) {
+        printf("  documents    %zu corpus documents in %zu windows%s%s\n", d.n_docs, d.n_windows,
+               d.has_source ? "" : " (no /doc_source: each window is its own document)",
+               f->has_doc_labels ? ", labelled" : "");
+        cli_print_label_counts(&d, "  ");
+        data_docs_free(&d);
+    } else {
+        printf("  documents    %zu windows (unreadable: %s)\n", f->n_docs, err.msg);
+    }
     printf("  vocab        %zu pieces\n", f->vocab_size);
     printf("  unembed      %s; final_norm %s\n", f->has_unembed ? "yes" : "no",
            f->has_final_norm ? "yes" : "no");
@@ -52,9 +65,20 @@ static int info_sae(const char *path, int64_t h) {
     }
     printf("\n");
     printf("  input_scale    %.6g\n", scale);
-    char data[4096];
-    if (data_h5_get_attr_str((hid_t)h, "data", data, sizeof data) == SAE_OK)
-        printf("  trained on     %s\n", data);
+    /* provenance (sae/io.h); SAE files older than it have only the data path */
+    data_identity id;
+    data_identity_read_attrs(h, &id);
+    if (id.path[0]) printf("  trained on     %s\n", id.path);
+    if (id.rows || id.has_fingerprint)
+        printf("  data identity  %llu rows x d=%llu, fingerprint %016llx\n", (unsigned long long)id.rows,
+               (unsigned long long)id.d, (unsigned long long)id.fingerprint);
+    if (H5Aexists((hid_t)h, "model") > 0) {
+        printf("  model          %s, layer %lld, hook %s\n", id.model[0] ? id.model : "?", (long long)id.layer,
+               id.hook[0] ? id.hook : "?");
+        printf("  tokenizer      %s\n", id.tokenizer[0] ? id.tokenizer : "?");
+    } else {
+        printf("  provenance     none recorded (an SAE file from before provenance)\n");
+    }
     print_attr((hid_t)h, "tokens", "tokens (0=all)");
     print_attr((hid_t)h, "batch", "batch");
     print_attr((hid_t)h, "lr", "lr");
@@ -90,6 +114,19 @@ static int info_features(const char *path) {
     printf("  top examples   %zu per feature\n", fd->top_n);
     printf("  logit lens     %s\n", fd->has_lens ? "yes" : "no");
     printf("  sae            %s\n  data           %s\n", fd->sae_path, fd->data_path);
+    data_identity id;
+    int64_t h;
+    data_h5_lock();
+    if (sae_file_open_h5(path, &h, &err) == SAE_OK) {
+        data_identity_read_attrs(h, &id);
+        H5Fclose((hid_t)h);
+        if (id.has_fingerprint)
+            printf("  data identity  %llu rows x d=%llu, fingerprint %016llx\n", (unsigned long long)id.rows,
+                   (unsigned long long)id.d, (unsigned long long)id.fingerprint);
+        else
+            printf("  data identity  not recorded (an older features file)\n");
+    }
+    data_h5_unlock();
     feat_free(fd);
     return CLI_EXIT_OK;
 }

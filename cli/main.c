@@ -25,6 +25,7 @@ static const command COMMANDS[] = {
     {"eval", cmd_eval, "measure an SAE on an activation file (JSON: fvu, mse, l0, ...)"},
     {"features", cmd_features, "build a feature dictionary: stats, top examples, labels, logit lens"},
     {"show", cmd_show, "print one feature's card from a features file"},
+    {"docs", cmd_docs, "list the corpus documents of an activation file (--doc N means these)"},
     {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
     {"viz", cmd_viz, "PNG figures: align, trace, text, curves, density"},
     {"info", cmd_info, "describe an activation file, an SAE checkpoint or a features file"},

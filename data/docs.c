@@ -1,7 +1,11 @@
 /* data/docs.c: corpus documents and windows (see docs.h). */
+/* realpath is X/Open, beyond the project-wide _POSIX_C_SOURCE */
+#define _XOPEN_SOURCE 700
 #include "data/docs.h"
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
@@ -123,4 +127,70 @@ size_t data_vocab_text(char *buf, size_t cap, const char *const *vocab, size_t v
     }
     buf[w] = 0;
     return w;
+}
+
+/* --- identity ------------------------------------------------------------------ */
+int data_actfile_identity(data_actfile *f, data_identity *out, sae_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!realpath(f->path, out->path)) snprintf(out->path, sizeof out->path, "%s", f->path);
+    out->rows = f->n, out->d = f->d, out->layer = f->layer;
+    snprintf(out->model, sizeof out->model, "%s", f->model);
+    snprintf(out->hook, sizeof out->hook, "%s", f->hook);
+    data_h5_lock();
+    data_h5_get_attr_str((hid_t)f->h5, "tokenizer", out->tokenizer, sizeof out->tokenizer);
+    data_h5_unlock();
+    size_t d = f->d, n = f->n < DATA_IDENTITY_ROWS ? f->n : DATA_IDENTITY_ROWS;
+    float *row = sae_malloc(d * sizeof *row);
+    if (!row) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
+    uint64_t hsh = 0xcbf29ce484222325ULL; /* FNV-1a, 64-bit */
+#define MIX(p, len)                                                                                \
+    for (size_t b_ = 0; b_ < (len); b_++) hsh = (hsh ^ ((const unsigned char *)(p))[b_]) * 0x100000001b3ULL
+    uint64_t dims[2] = {f->n, d};
+    MIX(dims, sizeof dims);
+    int rc = SAE_OK;
+    for (size_t i = 0; i < n && rc == SAE_OK; i++) {
+        /* rows 0 .. N-1 spread evenly, first and last included */
+        size_t r = n > 1 ? (size_t)((unsigned __int128)i * (f->n - 1) / (n - 1)) : 0;
+        rc = data_actfile_read_rows(f, r, 1, row, err);
+        if (rc == SAE_OK) MIX(row, d * sizeof *row);
+    }
+#undef MIX
+    sae_free(row);
+    out->fingerprint = hsh;
+    out->has_fingerprint = rc == SAE_OK;
+    return rc;
+}
+
+int data_identity_write_attrs(int64_t h5_loc, const data_identity *id) {
+    hid_t h = (hid_t)h5_loc;
+    int a = 0;
+    a |= data_h5_set_attr_str(h, "data", id->path);
+    a |= data_h5_set_attr_i64(h, "data_n", (int64_t)id->rows);
+    a |= data_h5_set_attr_i64(h, "data_d", (int64_t)id->d);
+    if (id->has_fingerprint) a |= data_h5_set_attr_i64(h, "data_fingerprint", (int64_t)id->fingerprint);
+    a |= data_h5_set_attr_str(h, "model", id->model);
+    a |= data_h5_set_attr_i64(h, "layer", id->layer);
+    a |= data_h5_set_attr_str(h, "hook", id->hook);
+    a |= data_h5_set_attr_str(h, "tokenizer", id->tokenizer);
+    return a;
+}
+
+void data_identity_read_attrs(int64_t h5_loc, data_identity *out) {
+    hid_t h = (hid_t)h5_loc;
+    memset(out, 0, sizeof *out);
+    int64_t v;
+    out->layer = -1;
+    data_h5_get_attr_str(h, "data", out->path, sizeof out->path);
+    if (data_h5_get_attr_i64(h, "data_n", &v) == SAE_OK && v >= 0) out->rows = (uint64_t)v;
+    if (data_h5_get_attr_i64(h, "data_d", &v) == SAE_OK && v >= 0) out->d = (uint64_t)v;
+    if (data_h5_get_attr_i64(h, "data_fingerprint", &v) == SAE_OK) out->fingerprint = (uint64_t)v, out->has_fingerprint = 1;
+    data_h5_get_attr_str(h, "model", out->model, sizeof out->model);
+    if (data_h5_get_attr_i64(h, "layer", &v) == SAE_OK) out->layer = v;
+    data_h5_get_attr_str(h, "hook", out->hook, sizeof out->hook);
+    data_h5_get_attr_str(h, "tokenizer", out->tokenizer, sizeof out->tokenizer);
+}
+
+int data_identity_same(const data_identity *a, const data_identity *b) {
+    return a->has_fingerprint && b->has_fingerprint && a->rows == b->rows && a->d == b->d &&
+           a->fingerprint == b->fingerprint;
 }

@@ -62,4 +62,37 @@ int data_docs_resolve(const data_docs *d, size_t doc, size_t window, size_t *out
 size_t data_vocab_text(char *buf, size_t cap, const char *const *vocab, size_t vocab_size,
                        const int32_t *ids, size_t n, const char *newline);
 
+/* --- which file, and what it was captured from ---------------------------------
+ * A data file's identity: its absolute path (only shown: a copy or a move keeps
+ * the identity), its shape, and a content fingerprint, an FNV-1a hash of the
+ * row count, the width and DATA_IDENTITY_ROWS rows spread evenly through the
+ * file (first and last included, as float32), so that a different file of the
+ * same shape almost surely differs and reading it costs 16 rows. Beside it,
+ * the root attributes saying what the activations are: model, layer, hook
+ * (the site, e.g. resid_post) and tokenizer ("" / -1 when absent).
+ *
+ * SAE files and features files record it as root attributes (names below),
+ * so that a later command can tell whether its --data is the same file. */
+#define DATA_IDENTITY_ROWS 16
+typedef struct data_identity {
+    char path[4096];        /* absolute (realpath), or as given when that fails */
+    uint64_t rows, d;
+    uint64_t fingerprint;
+    int has_fingerprint;    /* 0 when read from a file that predates it */
+    char model[256], hook[64], tokenizer[4096];
+    int64_t layer;          /* -1 when unknown */
+} data_identity;
+
+int data_actfile_identity(data_actfile *f, data_identity *out, sae_error *err);
+/* The attributes data (path), data_n (rows), data_d, data_fingerprint, model,
+ * layer, hook, tokenizer on an open HDF5 object (an hid_t; call with the HDF5
+ * lock held). Writing returns 0 or nonzero on failure. */
+int data_identity_write_attrs(int64_t h5_loc, const data_identity *id);
+/* Reads what is there: absent attributes leave "", 0 or -1, and
+ * has_fingerprint says whether data_fingerprint was present. */
+void data_identity_read_attrs(int64_t h5_loc, data_identity *out);
+/* 1 when two identities name the same content (rows, d, fingerprint equal);
+ * both must have a fingerprint. */
+int data_identity_same(const data_identity *a, const data_identity *b);
+
 #endif

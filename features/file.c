@@ -11,6 +11,9 @@
  *   /lens/promote_id, /lens/suppress_id int32 [M, L], /lens/promote, /lens/suppress float32 [M, L]
  *   /vocab vlen UTF-8 [V]                                 copied from the data, when it has one
  *   root attributes: format = "sae-features", format_version, sae, data, n_tokens, top_n, context
+ *   and, since issue 12, the data's identity (data_identity_write_attrs, data/docs.h): data is
+ *   then its absolute path, with data_n, data_d, data_fingerprint, model, layer, hook and
+ *   tokenizer. Older files (a relative data path, no identity) are read the same way.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 
 #include "common/fileutil.h"
 #include "common/mem.h"
+#include "data/docs.h"
 #include "data/h5.h"
 #include "features/feat_internal.h"
 #include "sae/io.h"
@@ -60,6 +64,14 @@ int feat_write(const feat_dict *fd, const char *path, sae_error *err) {
     double *density = sae_malloc(M * sizeof *density);
     if (!density) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     for (size_t j = 0; j < M; j++) density[j] = fd->n_tokens ? (double)fd->count[j] / (double)fd->n_tokens : 0;
+    /* the data's identity beside its path, so that a reader can tell a copy of
+     * it from another file (read before taking the lock the open takes too) */
+    data_identity id = {0};
+    data_actfile *df = NULL;
+    sae_error ignore = {0};
+    if (fd->data_path[0] && data_actfile_open(&df, fd->data_path, &ignore) == SAE_OK)
+        data_actfile_identity(df, &id, &ignore);
+    data_actfile_close(df);
     data_h5_init();
     data_h5_lock();
     hid_t h = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -105,6 +117,7 @@ int feat_write(const feat_dict *fd, const char *path, sae_error *err) {
         a |= data_h5_set_attr_i64(h, "context", (int64_t)fd->context);
         a |= data_h5_set_attr_f64(h, "hist_log10_min", FEAT_HIST_LOG10_MIN);
         a |= data_h5_set_attr_f64(h, "hist_log10_max", FEAT_HIST_LOG10_MAX);
+        if (id.has_fingerprint) a |= data_identity_write_attrs(h, &id);
         if (a) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write attributes");
     }
     if (h >= 0 && H5Fclose(h) < 0 && rc == SAE_OK)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/mem.h"
+#include "data/docs.h"
 #include "data/h5.h"
 
 /* (rows, cols) -> (cols, rows) */
@@ -320,6 +321,19 @@ int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input
         if (rc < 0) sae_model_free(m);
     }
     H5Fclose((hid_t)h);
+    data_h5_unlock();
+    return rc;
+}
+
+int sae_file_read_provenance(const char *path, data_identity *out, int *present, sae_error *err) {
+    int64_t h = -1;
+    data_h5_lock();
+    int rc = sae_file_open_h5(path, &h, err);
+    if (rc == SAE_OK) {
+        data_identity_read_attrs(h, out);
+        *present = H5Aexists((hid_t)h, "data_n") > 0 || H5Aexists((hid_t)h, "model") > 0;
+        H5Fclose((hid_t)h);
+    }
     data_h5_unlock();
     return rc;
 }

@@ -13,6 +13,12 @@
  *     k, aux_k, aux_coef, input_scale; where the architecture uses them
  *     threshold_lr, target_l0, bandwidth, threshold_init; plus the training
  *     run's hyperparameters (written by train/).
+ *   provenance (root attributes, written by `sae train` since issue 12; files
+ *     without them are older, and readers accept them): model, layer, hook
+ *     (the site), tokenizer, copied from the activation file's root
+ *     attributes, and the training data's identity: data (absolute path),
+ *     data_n (rows), data_d (width), data_fingerprint (data/docs.h). Adding
+ *     attributes does not change format_version: older readers ignore them.
  * format_version is the lowest version that describes the file: 1 for topk
  * and relu (unchanged since v1, so older readers still open them), 2 for the
  * architectures v2 added. Readers accept every version up to theirs.
@@ -56,6 +62,10 @@ int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input
  * declares (within deflate's reach when compressed), so a reader can size
  * buffers from its shape; an unwritten or truncated one is SAE_ERR_FORMAT. */
 int sae_file_check_stored(int64_t h5_loc, const char *name, const char *path, sae_error *err);
+/* The provenance attributes of an SAE file (see above); *present is 0 for a
+ * file written before them (no data_n or model attribute). */
+struct data_identity;
+int sae_file_read_provenance(const char *path, struct data_identity *out, int *present, sae_error *err);
 /* Opens an HDF5 file for reading with clear errors (missing, empty, not HDF5). */
 int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err);
 

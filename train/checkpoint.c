@@ -70,8 +70,8 @@ int train__checkpoint_save(const char *path, const train_params *p, const train_
         int a = 0;
         for (size_t i = 0; i < nh; i++) a |= data_h5_set_attr_f64(h, hy[i].name, hy[i].value);
         a |= data_h5_set_attr_i64(h, "threads", p->threads);
-        a |= data_h5_set_attr_str(h, "data", f->path);
-        a |= data_h5_set_attr_i64(h, "data_fingerprint", (int64_t)s->data_fp);
+        /* data, data_n, data_d, data_fingerprint, model, layer, hook, tokenizer */
+        a |= data_identity_write_attrs(h, &s->data_id);
         a |= data_h5_set_attr_str(h, "bdec_init_name", train_bdec_init_name(p->bdec_init));
         hid_t g = H5Gopen2(h, "train", H5P_DEFAULT);
         a |= g < 0;
@@ -214,11 +214,11 @@ static int check_data(hid_t h, const train__state *s, const data_actfile *f, uns
     }
     char was[4096] = "";
     data_h5_get_attr_str(h, "data", was, sizeof was);
-    if ((uint64_t)fp != s->data_fp)
+    if ((uint64_t)fp != s->data_id.fingerprint)
         return sae_error_set(err, SAE_ERR_MISMATCH, path,
                              "checkpoint was made on different data (%s; fingerprint %016llx) than --data %s "
                              "(%016llx), though both have %zu rows; resume needs the same data",
-                             was[0] ? was : "?", (unsigned long long)fp, f->path, (unsigned long long)s->data_fp,
+                             was[0] ? was : "?", (unsigned long long)fp, f->path, (unsigned long long)s->data_id.fingerprint,
                              f->n);
     return SAE_OK;
 }
@@ -257,27 +257,5 @@ int train__checkpoint_load(const char *path, const train_params *p, train__state
     }
     H5Fclose((hid_t)h);
     data_h5_unlock();
-    return rc;
-}
-
-int train__data_fingerprint(data_actfile *f, uint64_t *out, sae_error *err) {
-    size_t d = f->d, n = f->n < TRAIN__FP_ROWS ? f->n : TRAIN__FP_ROWS;
-    float *row = sae_malloc(d * sizeof *row);
-    if (!row) return sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
-    uint64_t hsh = 0xcbf29ce484222325ULL; /* FNV-1a, 64-bit */
-#define MIX(p, len)                                                                                \
-    for (size_t b_ = 0; b_ < (len); b_++) hsh = (hsh ^ ((const unsigned char *)(p))[b_]) * 0x100000001b3ULL
-    uint64_t dims[2] = {f->n, d};
-    MIX(dims, sizeof dims);
-    int rc = SAE_OK;
-    for (size_t i = 0; i < n && rc == SAE_OK; i++) {
-        /* rows 0 .. N-1 spread evenly, first and last included */
-        size_t r = n > 1 ? (size_t)((unsigned __int128)i * (f->n - 1) / (n - 1)) : 0;
-        rc = data_actfile_read_rows(f, r, 1, row, err);
-        if (rc == SAE_OK) MIX(row, d * sizeof *row);
-    }
-#undef MIX
-    sae_free(row);
-    *out = hsh;
     return rc;
 }

@@ -249,7 +249,7 @@ int train_run(const train_params *p_in, data_actfile *f, const char *out, int re
     data_reader *reader = NULL;
     int complete = 0;
     if (!x) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for the batch");
-    if (rc == SAE_OK) rc = train__data_fingerprint(f, &s.data_fp, err);
+    if (rc == SAE_OK) rc = data_actfile_identity(f, &s.data_id, err);
     if (rc == SAE_OK) rc = load_or_init(&p, f, out, resume, obs, &s, &complete, err);
     s.total_steps = total_steps;
     if (rc == SAE_OK && complete) {

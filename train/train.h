@@ -14,8 +14,11 @@
  *   /train attributes: step, tokens, total_steps, epoch, window, offset,
  *        skipped_rows, complete (0 while training, 1 at the end)
  *   root attributes: every hyperparameter of the run (lr, batch, seed, ...),
- *        data (its path) and data_fingerprint (int64): an FNV-1a hash of the
- *        data's row count, width and 16 rows spread evenly through it.
+ *        and the provenance of sae/io.h: the data's identity (data: its
+ *        absolute path, data_n, data_d, data_fingerprint, an FNV-1a hash of the
+ *        data's row count, width and 16 rows spread evenly through it:
+ *        data_actfile_identity in data/docs.h) and model, layer, hook and
+ *        tokenizer from the data's root attributes.
  * A run resumed from a checkpoint with the same command and thread count
  * produces the same final weights as an uninterrupted one. Before resuming,
  * the checkpoint is validated as a whole: settings and data_rows must match

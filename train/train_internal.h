@@ -2,6 +2,7 @@
 #ifndef SAE_TRAIN_INTERNAL_H
 #define SAE_TRAIN_INTERNAL_H
 
+#include "data/docs.h"
 #include "train/train.h"
 
 typedef struct train__state {
@@ -13,7 +14,7 @@ typedef struct train__state {
     double input_scale;
     uint64_t step, tokens, total_steps, skipped;
     data_stream_pos pos;    /* where the next batch starts */
-    uint64_t data_fp;       /* train__data_fingerprint of the data, recorded in checkpoints */
+    data_identity data_id;  /* the data's identity and provenance (data/docs.h), recorded in checkpoints */
 } train__state;
 
 /* Steps of a run: --tokens (or one pass over the file) in batches, at least 1. */
@@ -22,11 +23,6 @@ static inline uint64_t train__total_steps(const train_params *p, const data_actf
     return total_tokens / p->batch ? total_tokens / p->batch : 1;
 }
 
-/* The data file's identity, content-based and cheap: an FNV-1a hash of its row
- * count, its width and TRAIN__FP_ROWS rows spread evenly through it (as float32),
- * so a copy or a rename keeps it and a different file of the same size does not. */
-#define TRAIN__FP_ROWS 16
-int train__data_fingerprint(data_actfile *f, uint64_t *out, sae_error *err);
 
 int train__checkpoint_save(const char *path, const train_params *p, const train__state *s,
                            const data_actfile *f, int complete, sae_error *err);
@@ -37,7 +33,7 @@ enum {
     TRAIN__CKPT_NO_FINGERPRINT = 2, /* an older checkpoint: the data's identity is unchecked */
 };
 /* Loads a checkpoint into s (whose model is initialised from p, and whose
- * data_fp is f's fingerprint) and validates it as a whole before anything
+ * data_id is f's identity) and validates it as a whole before anything
  * resumes: settings and data identity must match this run (the error names
  * the setting), counters must be in range and consistent with each other and
  * with p (step <= total steps, tokens = step x batch, ...), and the parameters

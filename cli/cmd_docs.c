@@ -1,0 +1,279 @@
+/* cli/cmd_docs.c: `sae docs` (the corpus documents of an activation file), and
+ * the document helpers `sae show`, `sae viz` and `sae info` share: naming a
+ * window by its corpus document, label counts, and encoding a document's rows
+ * to find where a feature peaks. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/fileutil.h"
+#include "common/mem.h"
+#include "data/docs.h"
+#include "data/h5.h"
+#include "sae/sae.h"
+
+void cli_window_name(char *buf, size_t cap, const data_docs *d, size_t w) {
+    size_t doc = (size_t)d->win_doc[w], w0 = (size_t)d->doc_win[doc], nw = (size_t)(d->doc_win[doc + 1] - d->doc_win[doc]);
+    snprintf(buf, cap, "doc %zu, window %zu of %zu (file window %zu)", doc, w - w0, nw, w);
+}
+
+/* Distinct labels with their number of corpus documents, in first-seen order. */
+void cli_print_label_counts(const data_docs *d, const char *indent) {
+    if (!d->doc_label) return;
+    size_t n = 0, cap = 0, *count = NULL;
+    const char **names = NULL;
+    for (size_t i = 0; i < d->n_docs; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(names[k], d->doc_label[i]) != 0) k++;
+        if (k == n) {
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                const char **nn = sae_realloc_n(names, nc, sizeof *nn);
+                if (nn) names = nn;
+                size_t *ncount = nn ? sae_realloc_n(count, nc, sizeof *ncount) : NULL;
+                if (ncount) count = ncount;
+                if (!nn || !ncount) break; /* out of memory: print what was counted */
+                cap = nc;
+            }
+            names[n] = d->doc_label[i], count[n++] = 0;
+        }
+        count[k]++;
+    }
+    printf("%slabels       ", indent);
+    for (size_t k = 0; k < n && k < 40; k++)
+        printf("%s%s %zu", k ? ", " : "", names[k][0] ? names[k] : "(none)", count[k]);
+    printf("%s (corpus documents)\n", n > 40 ? ", ..." : "");
+    sae_free(names), sae_free(count);
+}
+
+int cli_encode_rows(sae_model *m, double scale, data_actfile *f, size_t r0, size_t r1, const size_t *ids, size_t nf,
+                    float *out, sae_error *err) {
+    size_t D = f->d, M = m->cfg.m, cap = m->capacity < 1024 ? m->capacity : 1024, W = ids ? nf : M;
+    float *x = sae_alloc(cap * D * sizeof *x);
+    size_t *col = sae_malloc(M * sizeof *col); /* feature j -> its column in out, or SIZE_MAX */
+    int rc = x && col ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t j = 0; col && j < M; j++) col[j] = ids ? SIZE_MAX : j;
+    for (size_t i = 0; col && ids && i < nf; i++) col[ids[i]] = i;
+    memset(out, 0, (r1 - r0) * W * sizeof *out);
+    for (size_t b0 = r0; rc == SAE_OK && b0 < r1; b0 += cap) {
+        size_t cnt = r1 - b0 < cap ? r1 - b0 : cap;
+        if ((rc = data_actfile_read_rows(f, b0, cnt, x, err)) < 0) break;
+        /* the SAE acts on scaled inputs; a non-finite row encodes as zero, as in `sae features` */
+        for (size_t i = 0; i < cnt * D; i++) x[i] = isfinite(x[i]) ? x[i] * (float)scale : 0.0f;
+        sae_codes c;
+        if ((rc = sae_model_encode(m, x, cnt, err)) < 0 || (rc = sae_model_codes(m, &c, err)) < 0) break;
+        for (size_t j = 0; j < M; j++)
+            if (col[j] != SIZE_MAX)
+                for (uint32_t t = c.start[j]; t < c.start[j + 1]; t++)
+                    out[(b0 - r0 + c.row[t]) * W + col[j]] = c.val[t];
+    }
+    sae_free(x), sae_free(col);
+    return rc;
+}
+
+int cli_peak_window(sae_model *m, double scale, data_actfile *f, const data_docs *d, size_t doc, const size_t *ids,
+                    size_t nf, size_t *window, float *peak, sae_error *err) {
+    int64_t lo, hi;
+    data_docs_doc_rows(d, doc, &lo, &hi);
+    size_t n = (size_t)(hi - lo);
+    float *v = sae_calloc_n(n ? n * nf : 1, sizeof *v);
+    if (!v) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu rows", n);
+    int rc = cli_encode_rows(m, scale, f, (size_t)lo, (size_t)hi, ids, nf, v, err);
+    size_t best = 0;
+    float bv = 0;
+    for (size_t i = 0; rc == SAE_OK && i < n * nf; i++)
+        if (v[i] > bv) bv = v[i], best = i / nf;
+    sae_free(v);
+    if (rc < 0) return rc;
+    /* nothing fires: the document's first window */
+    *window = bv > 0 ? data_docs_window_of_row(d, lo + (int64_t)best) : (size_t)d->doc_win[doc];
+    *peak = bv;
+    return SAE_OK;
+}
+
+/* --- sae docs ------------------------------------------------------------------ */
+typedef struct {
+    data_actfile *f;
+    data_docs d;
+    char **vocab;
+    size_t max_piece; /* longest /vocab piece in bytes, at least 6 ("<0xXX>" and "⏎") */
+} docs_ctx;
+
+/* The text of rows [lo, hi) decoded (data_vocab_text; newline as `newline`),
+ * allocated; NULL when out of memory or unreadable. */
+static char *rows_text(docs_ctx *c, int64_t lo, int64_t hi, const char *newline, sae_error *err) {
+    size_t n = (size_t)(hi - lo);
+    if (n == 0) return sae_strdup(""); /* a corpus document that produced no window */
+    int32_t *ids = sae_malloc(n * sizeof *ids);
+    int ovf = 0;
+    size_t cap = sae_mul_size(n, c->max_piece, &ovf) + 1;
+    char *text = ovf ? NULL : sae_malloc(cap);
+    if (!ids || !text) sae_error_set(err, SAE_ERR_NOMEM, c->f->path, "out of memory for the text of %zu tokens", n);
+    if (ids && text && data_actfile_read_tokens(c->f, (size_t)lo, n, ids, err) == SAE_OK)
+        data_vocab_text(text, cap, (const char *const *)c->vocab, c->f->vocab_size, ids, n, newline);
+    else
+        sae_free(text), text = NULL;
+    sae_free(ids);
+    return text;
+}
+
+/* The first `chars` UTF-8 characters of s, in place, with "…" when cut. */
+static void cut_chars(char *s, size_t cap, size_t chars) {
+    size_t i = 0, k = 0;
+    while (s[i] && k < chars) {
+        i++;
+        while (((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        k++;
+    }
+    if (s[i] && i + 4 <= cap) memcpy(s + i, "…", 4);
+    else s[i] = 0;
+}
+
+static int docs_open(docs_ctx *c, const char *path, sae_error *err) {
+    memset(c, 0, sizeof *c);
+    int rc = data_actfile_open(&c->f, path, err);
+    if (rc < 0) return rc;
+    if (!c->f->has_tokens || !c->f->vocab_size)
+        return sae_error_set(err, SAE_ERR_FORMAT, path, "has no /tokens or /vocab: there is no text to list "
+                                                        "(`sae capture` writes both)");
+    if ((rc = data_docs_load(&c->d, c->f, err)) < 0) return rc;
+    if ((rc = data_actfile_read_vocab(c->f, &c->vocab, err)) < 0) return rc;
+    c->max_piece = 6;
+    for (size_t i = 0; i < c->f->vocab_size; i++) {
+        size_t l = c->vocab[i] ? strlen(c->vocab[i]) : 0;
+        if (!c->vocab[i]) c->vocab[i] = sae_strdup("");
+        if (!c->vocab[i]) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+        c->max_piece = l > c->max_piece ? l : c->max_piece;
+    }
+    return SAE_OK;
+}
+
+static void docs_close(docs_ctx *c) {
+    if (c->vocab) data_h5_free_strings(c->vocab, c->f->vocab_size);
+    data_docs_free(&c->d);
+    data_actfile_close(c->f);
+}
+
+#define DOCS_PREVIEW_CHARS 48
+#define DOCS_PREVIEW_TOKENS 160
+
+int cmd_docs(int argc, char **argv) {
+    const char *label = NULL, *grep = NULL;
+    int json = 0;
+    cli_opt opts[] = {
+        {"label", CLI_STR, &label, "only documents with this label", 0, NULL},
+        {"grep", CLI_STR, &grep, "only documents whose decoded text contains TEXT (a plain substring)", 0, NULL},
+        {"json", CLI_TRUE, &json, "print one JSON object", 0, NULL},
+    };
+    size_t n_opts = sizeof opts / sizeof opts[0], n_pos;
+    const char *pos[1];
+    int help, rc = cli_parse(argc, argv, "docs", opts, n_opts, pos, 1, &n_pos, &help);
+    if (rc) return rc;
+    if (help) {
+        cli_usage(stdout, "docs", "A.h5 [--label X] [--grep TEXT] [--json]",
+                  "Lists the corpus documents of an activation file: index, label, how many capture\n"
+                  "windows and tokens each became, and its first characters. --doc N in `sae show`\n"
+                  "and `sae viz` means this index. --grep searches each document's whole text as\n"
+                  "decoded from /tokens (byte pieces joined into characters, newline pieces as\n"
+                  "newlines; BOS not kept), as a plain, case-sensitive substring.",
+                  opts, n_opts);
+        return CLI_EXIT_OK;
+    }
+    if (n_pos != 1) {
+        cli_errorf("docs", "expects one activation file (try 'sae docs --help')");
+        return CLI_EXIT_USAGE;
+    }
+    if (grep && !grep[0]) {
+        cli_errorf("--grep", "is empty: give the text to look for");
+        return CLI_EXIT_USAGE;
+    }
+    sae_paths ps = {0};
+    sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN);
+    if ((rc = cli_check_paths(&ps))) return rc;
+    sae_error err = {0};
+    docs_ctx c;
+    if ((rc = docs_open(&c, pos[0], &err)) < 0) {
+        docs_close(&c);
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (label && !c.d.doc_label) {
+        docs_close(&c);
+        cli_errorf("--label", "%s has no /doc_labels", pos[0]);
+        return CLI_EXIT_ERROR;
+    }
+    cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
+    if (json) {
+        cJSON_AddStringToObject(root, "file", pos[0]);
+        cJSON_AddNumberToObject(root, "corpus_documents", (double)c.d.n_docs);
+        cJSON_AddNumberToObject(root, "windows", (double)c.d.n_windows);
+        cJSON_AddNumberToObject(root, "tokens", (double)c.d.n_rows);
+        cJSON_AddBoolToObject(root, "has_doc_source", c.d.has_source);
+        if (grep) cJSON_AddStringToObject(root, "grep", grep);
+        if (label) cJSON_AddStringToObject(root, "label", label);
+        arr = cJSON_AddArrayToObject(root, "docs");
+    } else {
+        printf("%s: %zu corpus documents in %zu windows, %zu tokens%s\n", pos[0], c.d.n_docs, c.d.n_windows,
+               c.d.n_rows, c.d.has_source ? "" : " (no /doc_source: each window is its own document)");
+        if (grep)
+            printf("--grep '%s': documents whose whole decoded text contains it (a plain substring)\n", grep);
+        printf("%6s  %-10s %7s %8s %8s  %s\n", "doc", "label", "windows", "tokens", "1st win", "text");
+    }
+    size_t shown = 0;
+    for (size_t i = 0; rc == SAE_OK && i < c.d.n_docs; i++) {
+        const char *lab = c.d.doc_label ? c.d.doc_label[i] : "";
+        if (label && strcmp(lab, label) != 0) continue;
+        int64_t lo, hi;
+        data_docs_doc_rows(&c.d, i, &lo, &hi);
+        if (grep) {
+            char *full = rows_text(&c, lo, hi, "\n", &err);
+            if (!full) rc = SAE_ERR_NOMEM;
+            int hit = full && strstr(full, grep) != NULL;
+            sae_free(full);
+            if (!hit) continue;
+        }
+        int64_t phi = hi - lo > DOCS_PREVIEW_TOKENS ? lo + DOCS_PREVIEW_TOKENS : hi;
+        char *text = rc == SAE_OK ? rows_text(&c, lo, phi, json ? "\n" : "⏎", &err) : NULL;
+        if (!text) {
+            rc = rc == SAE_OK ? SAE_ERR_NOMEM : rc;
+            break;
+        }
+        size_t nw = (size_t)(c.d.doc_win[i + 1] - c.d.doc_win[i]), cap = strlen(text) + 1;
+        cut_chars(text, cap, DOCS_PREVIEW_CHARS);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "doc", (double)i);
+            cJSON_AddStringToObject(o, "label", lab);
+            cJSON_AddNumberToObject(o, "windows", (double)nw);
+            cJSON_AddNumberToObject(o, "first_window", (double)c.d.doc_win[i]);
+            cJSON_AddNumberToObject(o, "tokens", (double)(hi - lo));
+            cJSON_AddNumberToObject(o, "first_row", (double)lo);
+            cJSON_AddStringToObject(o, "text_start", text);
+            cJSON_AddItemToArray(arr, o);
+        } else {
+            printf("%6zu  %-10.10s %7zu %8lld %8lld  %s\n", i, lab[0] ? lab : "-", nw, (long long)(hi - lo),
+                   (long long)c.d.doc_win[i], text);
+        }
+        sae_free(text);
+        shown++;
+    }
+    if (rc < 0) {
+        cJSON_Delete(root);
+        docs_close(&c);
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (json) {
+        cJSON_AddNumberToObject(root, "shown", (double)shown);
+        char *s = cJSON_Print(root);
+        if (s) printf("%s\n", s);
+        sae_free(s);
+        cJSON_Delete(root);
+    } else {
+        printf("%zu of %zu corpus documents shown\n", shown, c.d.n_docs);
+    }
+    docs_close(&c);
+    return CLI_EXIT_OK;
+}
