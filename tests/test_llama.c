@@ -2,9 +2,10 @@
  * on the real models in ../shared/models (skipped, saying so, when absent).
  *
  *  - the batched prefill against a deliberately simple token-by-token forward
- *    with a KV cache, written here in the style of llama2.c's run.c but with
- *    double accumulation: every site of every layer and the logits, English
- *    and Japanese text, both models;
+ *    with a KV cache, in the style of llama2.c's run.c but with double
+ *    accumulation (tu_ref in testutil.c, shared with test_predict): every
+ *    site of every layer and the logits, English and Japanese text, both
+ *    models;
  *  - activations do not depend on how windows are batched or on threads;
  *  - greedy decoding of stories260K reproduces llama2.c's expected story;
  *  - the heap-based tokenizer gives exactly run.c's O(n^2) merge loop's ids,
@@ -77,100 +78,6 @@ static char *read_prefix(const char *name, size_t bytes) {
     return s;
 }
 
-/* ---- the reference: one token at a time, KV cache, double accumulation ---- */
-typedef struct {
-    const data_llama *m;
-    double *kc, *vc; /* (L, seq, kv_dim) */
-    float *sites;    /* (L, 4, T, dim) every site at every position */
-    float *logits;   /* (T, V) */
-    size_t T;
-} ref;
-
-static void matvec(float *out, const float *x, const float *w, size_t n, size_t d) {
-    for (size_t i = 0; i < d; i++) {
-        double a = 0;
-        for (size_t j = 0; j < n; j++) a += (double)w[i * n + j] * x[j];
-        out[i] = (float)a;
-    }
-}
-
-static void rmsnorm(float *o, const float *x, const float *w, size_t n) {
-    double ss = 0;
-    for (size_t j = 0; j < n; j++) ss += (double)x[j] * x[j];
-    double s = 1.0 / sqrt(ss / (double)n + 1e-5);
-    for (size_t j = 0; j < n; j++) o[j] = (float)(w[j] * s * x[j]);
-}
-
-static void ref_run(ref *r, const int32_t *tok, size_t T) {
-    const data_llama *m = r->m;
-    const data_llama_config *c = &m->c;
-    size_t D = (size_t)c->dim, KV = (size_t)c->kv_dim, H = (size_t)c->hidden_dim, L = (size_t)c->n_layers;
-    size_t hs = (size_t)c->head_size, V = (size_t)c->vocab_size, S = (size_t)c->seq_len;
-    float *x = malloc(D * 4), *xb = malloc(D * 4), *q = malloc(D * 4), *k = malloc(KV * 4),
-          *v = malloc(KV * 4), *att = malloc(D * 4), *o = malloc(D * 4), *h1 = malloc(H * 4),
-          *h3 = malloc(H * 4);
-    double *sc = malloc(S * sizeof(double));
-    for (size_t t = 0; t < T; t++) {
-        memcpy(x, m->token_embedding + (size_t)tok[t] * D, D * 4);
-        for (size_t l = 0; l < L; l++) {
-            float *site = r->sites + ((l * 4) * r->T + t) * D;
-#define SITE(s) (r->sites + ((l * 4 + (s)) * r->T + t) * D)
-            memcpy(SITE(0), x, D * 4);
-            (void)site;
-            rmsnorm(xb, x, m->rms_att + l * D, D);
-            matvec(q, xb, m->wq + l * D * D, D, D);
-            matvec(k, xb, m->wk + l * KV * D, D, KV);
-            matvec(v, xb, m->wv + l * KV * D, D, KV);
-            for (size_t i = 0; i < D; i += 2) { /* RoPE, adjacent pairs */
-                double freq = 1.0 / pow(10000.0, (double)(i % hs) / (double)hs);
-                double ang = (double)t * freq, cr = cos(ang), ci = sin(ang);
-                float q0 = q[i], q1 = q[i + 1];
-                q[i] = (float)(q0 * cr - q1 * ci), q[i + 1] = (float)(q0 * ci + q1 * cr);
-                if (i < KV) {
-                    float k0 = k[i], k1 = k[i + 1];
-                    k[i] = (float)(k0 * cr - k1 * ci), k[i + 1] = (float)(k0 * ci + k1 * cr);
-                }
-            }
-            for (size_t i = 0; i < KV; i++) {
-                r->kc[(l * S + t) * KV + i] = k[i];
-                r->vc[(l * S + t) * KV + i] = v[i];
-            }
-            size_t group = (size_t)(c->n_heads / c->n_kv_heads);
-            for (size_t h = 0; h < (size_t)c->n_heads; h++) {
-                size_t kvh = (h / group) * hs;
-                double mx = -1e300, sum = 0;
-                for (size_t j = 0; j <= t; j++) {
-                    double a = 0;
-                    for (size_t i = 0; i < hs; i++) a += q[h * hs + i] * r->kc[(l * S + j) * KV + kvh + i];
-                    sc[j] = a / sqrt((double)hs);
-                    if (sc[j] > mx) mx = sc[j];
-                }
-                for (size_t j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
-                for (size_t i = 0; i < hs; i++) {
-                    double a = 0;
-                    for (size_t j = 0; j <= t; j++) a += sc[j] / sum * r->vc[(l * S + j) * KV + kvh + i];
-                    att[h * hs + i] = (float)a;
-                }
-            }
-            matvec(o, att, m->wo + l * D * D, D, D);
-            memcpy(SITE(1), o, D * 4);
-            for (size_t i = 0; i < D; i++) x[i] += o[i];
-            rmsnorm(xb, x, m->rms_ffn + l * D, D);
-            matvec(h1, xb, m->w1 + l * H * D, D, H);
-            matvec(h3, xb, m->w3 + l * H * D, D, H);
-            for (size_t i = 0; i < H; i++) h1[i] = (float)(h1[i] / (1.0 + exp(-(double)h1[i])) * h3[i]);
-            matvec(o, h1, m->w2 + l * D * H, H, D);
-            memcpy(SITE(2), o, D * 4);
-            for (size_t i = 0; i < D; i++) x[i] += o[i];
-            memcpy(SITE(3), x, D * 4);
-#undef SITE
-        }
-        rmsnorm(xb, x, m->rms_final, D);
-        matvec(r->logits + t * V, xb, m->wcls, D, V);
-    }
-    free(x), free(xb), free(q), free(k), free(v), free(att), free(o), free(h1), free(h3), free(sc);
-}
-
 typedef struct {
     float *sites; /* (L, 4, T, dim) */
     size_t T, D, row0;
@@ -205,10 +112,9 @@ static void check_against_reference(const char *model, const char *tok, const ch
     assert_int_equal(data_tokenizer_encode(t, text, strlen(text), 1, &ids, &n, &err), 0);
     size_t T = n < 96 ? n : 96; /* the reference is O(T^2 d): keep it quick */
     size_t D = (size_t)m->c.dim, L = (size_t)m->c.n_layers, V = (size_t)m->c.vocab_size;
-    size_t S = (size_t)m->c.seq_len, KV = (size_t)m->c.kv_dim;
-    ref r = {m, calloc(L * S * KV, sizeof(double)), calloc(L * S * KV, sizeof(double)),
-             calloc(L * 4 * T * D, 4), calloc(T * V, 4), T};
-    ref_run(&r, ids, T);
+    tu_ref r;
+    assert_int_equal(tu_ref_init(&r, m, T), 0);
+    tu_ref_run(&r, ids, T);
 
     grab g = {calloc(L * 4 * T * D, 4), T, D, 0};
     float *logits = calloc(T * V, 4);
@@ -234,7 +140,8 @@ static void check_against_reference(const char *model, const char *tok, const ch
                   worst, el);
     if (el > 5e-5) fail_msg("logits differ by %.3g (relative)", el);
     data_llama_run_free(run);
-    free(r.kc), free(r.vc), free(r.sites), free(r.logits), free(g.sites), free(logits);
+    tu_ref_free(&r);
+    free(g.sites), free(logits);
     free(ids), free(text);
     data_tokenizer_free(t);
     data_llama_free(m);

@@ -11,6 +11,7 @@
 
 #include "data/actfile.h"
 #include "data/h5.h"
+#include "data/llama.h"
 
 const char *tu_tmpdir(void) {
     static char dir[512];
@@ -249,4 +250,106 @@ int tu_write_tiny_llama(const char *dir) {
     fputs("{\"text\": \"ok\"}\n{\"text\": 5}\n", f);
     fclose(f);
     return 0;
+}
+
+/* --- the reference forward: one token at a time, KV cache, double
+ * accumulation (see testutil.h) ----------------------------------------------- */
+int tu_ref_init(tu_ref *r, const data_llama *m, size_t T) {
+    size_t D = (size_t)m->c.dim, L = (size_t)m->c.n_layers, V = (size_t)m->c.vocab_size;
+    size_t S = (size_t)m->c.seq_len, KV = (size_t)m->c.kv_dim;
+    *r = (tu_ref){m, calloc(L * S * KV, sizeof(double)), calloc(L * S * KV, sizeof(double)),
+                  calloc(L * 4 * T * D, 4), calloc(T * V, 4), T};
+    if (T > S || !r->kc || !r->vc || !r->sites || !r->logits) {
+        tu_ref_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+void tu_ref_free(tu_ref *r) {
+    free(r->kc), free(r->vc), free(r->sites), free(r->logits);
+    memset(r, 0, sizeof *r);
+}
+
+static void ref_matvec(float *out, const float *x, const float *w, size_t n, size_t d) {
+    for (size_t i = 0; i < d; i++) {
+        double a = 0;
+        for (size_t j = 0; j < n; j++) a += (double)w[i * n + j] * x[j];
+        out[i] = (float)a;
+    }
+}
+
+static void ref_rmsnorm(float *o, const float *x, const float *w, size_t n) {
+    double ss = 0;
+    for (size_t j = 0; j < n; j++) ss += (double)x[j] * x[j];
+    double s = 1.0 / sqrt(ss / (double)n + 1e-5);
+    for (size_t j = 0; j < n; j++) o[j] = (float)(w[j] * s * x[j]);
+}
+
+void tu_ref_run(tu_ref *r, const int32_t *tok, size_t T) {
+    const data_llama *m = r->m;
+    const data_llama_config *c = &m->c;
+    size_t D = (size_t)c->dim, KV = (size_t)c->kv_dim, H = (size_t)c->hidden_dim, L = (size_t)c->n_layers;
+    size_t hs = (size_t)c->head_size, V = (size_t)c->vocab_size, S = (size_t)c->seq_len;
+    float *x = malloc(D * 4), *xb = malloc(D * 4), *q = malloc(D * 4), *k = malloc(KV * 4),
+          *v = malloc(KV * 4), *att = malloc(D * 4), *o = malloc(D * 4), *h1 = malloc(H * 4),
+          *h3 = malloc(H * 4);
+    double *sc = malloc(S * sizeof(double));
+    for (size_t t = 0; t < T; t++) {
+        memcpy(x, m->token_embedding + (size_t)tok[t] * D, D * 4);
+        for (size_t l = 0; l < L; l++) {
+#define SITE(s) (r->sites + ((l * 4 + (s)) * r->T + t) * D)
+            memcpy(SITE(0), x, D * 4);
+            ref_rmsnorm(xb, x, m->rms_att + l * D, D);
+            ref_matvec(q, xb, m->wq + l * D * D, D, D);
+            ref_matvec(k, xb, m->wk + l * KV * D, D, KV);
+            ref_matvec(v, xb, m->wv + l * KV * D, D, KV);
+            for (size_t i = 0; i < D; i += 2) { /* RoPE, adjacent pairs */
+                double freq = 1.0 / pow(10000.0, (double)(i % hs) / (double)hs);
+                double ang = (double)t * freq, cr = cos(ang), ci = sin(ang);
+                float q0 = q[i], q1 = q[i + 1];
+                q[i] = (float)(q0 * cr - q1 * ci), q[i + 1] = (float)(q0 * ci + q1 * cr);
+                if (i < KV) {
+                    float k0 = k[i], k1 = k[i + 1];
+                    k[i] = (float)(k0 * cr - k1 * ci), k[i + 1] = (float)(k0 * ci + k1 * cr);
+                }
+            }
+            for (size_t i = 0; i < KV; i++) {
+                r->kc[(l * S + t) * KV + i] = k[i];
+                r->vc[(l * S + t) * KV + i] = v[i];
+            }
+            size_t group = (size_t)(c->n_heads / c->n_kv_heads);
+            for (size_t h = 0; h < (size_t)c->n_heads; h++) {
+                size_t kvh = (h / group) * hs;
+                double mx = -1e300, sum = 0;
+                for (size_t j = 0; j <= t; j++) {
+                    double a = 0;
+                    for (size_t i = 0; i < hs; i++) a += q[h * hs + i] * r->kc[(l * S + j) * KV + kvh + i];
+                    sc[j] = a / sqrt((double)hs);
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (size_t j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
+                for (size_t i = 0; i < hs; i++) {
+                    double a = 0;
+                    for (size_t j = 0; j <= t; j++) a += sc[j] / sum * r->vc[(l * S + j) * KV + kvh + i];
+                    att[h * hs + i] = (float)a;
+                }
+            }
+            ref_matvec(o, att, m->wo + l * D * D, D, D);
+            memcpy(SITE(1), o, D * 4);
+            for (size_t i = 0; i < D; i++) x[i] += o[i];
+            ref_rmsnorm(xb, x, m->rms_ffn + l * D, D);
+            ref_matvec(h1, xb, m->w1 + l * H * D, D, H);
+            ref_matvec(h3, xb, m->w3 + l * H * D, D, H);
+            for (size_t i = 0; i < H; i++) h1[i] = (float)(h1[i] / (1.0 + exp(-(double)h1[i])) * h3[i]);
+            ref_matvec(o, h1, m->w2 + l * D * H, H, D);
+            memcpy(SITE(2), o, D * 4);
+            for (size_t i = 0; i < D; i++) x[i] += o[i];
+            memcpy(SITE(3), x, D * 4);
+#undef SITE
+        }
+        ref_rmsnorm(xb, x, m->rms_final, D);
+        ref_matvec(r->logits + t * V, xb, m->wcls, D, V);
+    }
+    free(x), free(xb), free(q), free(k), free(v), free(att), free(o), free(h1), free(h3), free(sc);
 }

@@ -26,4 +26,21 @@ size_t tu_write_bad_files(const char *dir, const char ***names, const char ***ph
  * corpora good.jsonl, good.txt, bad_utf8.txt, empty.txt, bad.jsonl. */
 int tu_write_tiny_llama(const char *dir);
 
+/* The reference llama2.c forward for tests: deliberately simple, one token at
+ * a time with a KV cache, in the style of run.c but with double accumulation
+ * (matvecs, norms, attention). After tu_ref_run on T <= seq_len tokens (one
+ * sequence, positions 0..T-1): sites (L, 4, T, dim) holds every site of every
+ * layer (data_site order) and logits (T, V) the classifier's output. */
+struct data_llama;
+typedef struct tu_ref {
+    const struct data_llama *m;
+    double *kc, *vc; /* (L, seq, kv_dim) */
+    float *sites;    /* (L, 4, T, dim) every site at every position */
+    float *logits;   /* (T, V) */
+    size_t T;
+} tu_ref;
+int tu_ref_init(tu_ref *r, const struct data_llama *m, size_t T); /* 0, or -1 (T > seq_len, no memory) */
+void tu_ref_run(tu_ref *r, const int32_t *tok, size_t T);
+void tu_ref_free(tu_ref *r);
+
 #endif
