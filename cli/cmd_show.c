@@ -451,7 +451,7 @@ int cmd_show(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     if (doc == (size_t)-1 && (window != (size_t)-1 || sae_arg)) {
-        cli_errorf(window != (size_t)-1 ? "--window" : "--sae", "is used only with --doc");
+        cli_errorf("show", "%s is used only with --doc", window != (size_t)-1 ? "--window" : "--sae");
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};

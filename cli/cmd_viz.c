@@ -11,6 +11,7 @@
 #include "common/gemm.h"
 #include "common/mem.h"
 #include "data/actfile.h"
+#include "data/docs.h"
 #include "data/h5.h"
 #include "features/feat.h"
 #include "sae/io.h"
@@ -224,51 +225,49 @@ typedef struct {
     sae_model m;
     double scale;
     data_actfile *f;
+    data_docs docs;
+    int has_docs;
     char **vocab;
-    int64_t r0, r1;
-    float *acts; /* (r1 - r0, M) */
+    size_t window;  /* the file window shown */
+    int64_t r0, r1; /* its rows */
+    float *acts;    /* (r1 - r0, M) */
 } doc_ctx;
 
-static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, size_t doc, sae_error *err) {
+/* Loads the SAE and the data, and checks they fit (cli_check_provenance
+ * prints; its exit code is returned in *exit_rc). */
+static int open_doc(doc_ctx *dc, const char *sae_path, const char *data, int *exit_rc, sae_error *err) {
     memset(dc, 0, sizeof *dc);
+    *exit_rc = 0;
     int rc = sae_file_load(sae_path, &dc->m, 1024, &dc->scale, err);
     if (rc == SAE_OK) rc = data_actfile_open(&dc->f, data, err);
-    if (rc == SAE_OK && dc->f->d != dc->m.cfg.d)
-        rc = sae_error_set(err, SAE_ERR_MISMATCH, data, "the data has d=%zu but the SAE was trained on d=%zu", dc->f->d,
-                           dc->m.cfg.d);
-    if (rc == SAE_OK && (!dc->f->has_tokens || !dc->f->vocab_size || !dc->f->n_docs))
-        rc = sae_error_set(err, SAE_ERR_FORMAT, data, "needs /tokens, /vocab and /doc_offsets (`sae capture` writes them)");
-    if (rc == SAE_OK && doc >= dc->f->n_docs)
-        rc = sae_error_set(err, SAE_ERR_ARG, "--doc", "%zu is out of range: %s has %zu documents (0..%zu)", doc, data,
-                           dc->f->n_docs, dc->f->n_docs - 1);
     if (rc < 0) return rc;
-    int64_t *off = sae_malloc((dc->f->n_docs + 1) * sizeof *off);
-    if (!off) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
-    rc = data_actfile_read_doc_offsets(dc->f, off, err);
-    if (rc == SAE_OK) dc->r0 = off[doc], dc->r1 = off[doc + 1];
-    sae_free(off);
-    if (rc == SAE_OK) rc = data_actfile_read_vocab(dc->f, &dc->vocab, err);
-    size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m, D = dc->f->d;
+    if ((*exit_rc = cli_check_provenance(sae_path, dc->m.cfg.d, dc->f))) return SAE_ERR_MISMATCH;
+    if (!dc->f->has_tokens || !dc->f->vocab_size)
+        return sae_error_set(err, SAE_ERR_FORMAT, data, "needs /tokens and /vocab (`sae capture` writes them)");
+    if ((rc = data_docs_load(&dc->docs, dc->f, err)) < 0) return rc;
+    dc->has_docs = 1;
+    return data_actfile_read_vocab(dc->f, &dc->vocab, err);
+}
+
+/* Window `window` of corpus document doc, or (window = SIZE_MAX) the one where
+ * features ids peak (window 0 without ids); then every latent over it. */
+static int encode_window(doc_ctx *dc, size_t doc, size_t window, const size_t *ids, size_t nf, sae_error *err) {
+    size_t w;
+    int rc = data_docs_resolve(&dc->docs, doc, window == SIZE_MAX ? 0 : window, &w, err);
+    float peak;
+    if (rc == SAE_OK && window == SIZE_MAX && nf)
+        rc = cli_peak_window(&dc->m, dc->scale, dc->f, &dc->docs, doc, ids, nf, &w, &peak, err);
+    if (rc < 0) return rc;
+    dc->window = w, dc->r0 = dc->docs.win_off[w], dc->r1 = dc->docs.win_off[w + 1];
+    size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m;
     dc->acts = sae_calloc_n(n * M, sizeof(float));
-    float *x = sae_alloc(1024 * D * 4);
-    if (rc == SAE_OK && (!dc->acts || !x))
-        rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu x %zu activations", n, M);
-    for (size_t b0 = 0; rc == SAE_OK && b0 < n; b0 += 1024) {
-        size_t cnt = n - b0 < 1024 ? n - b0 : 1024;
-        rc = data_actfile_read_rows(dc->f, (size_t)dc->r0 + b0, cnt, x, err);
-        for (size_t i = 0; i < cnt * D; i++) x[i] = isfinite(x[i]) ? x[i] * (float)dc->scale : 0.0f;
-        if (rc < 0) break;
-        sae_codes c;
-        if ((rc = sae_model_encode(&dc->m, x, cnt, err)) < 0 || (rc = sae_model_codes(&dc->m, &c, err)) < 0) break;
-        for (size_t j = 0; j < M; j++)
-            for (uint32_t t = c.start[j]; t < c.start[j + 1]; t++) dc->acts[(b0 + c.row[t]) * M + j] = c.val[t];
-    }
-    sae_free(x);
-    return rc;
+    if (!dc->acts) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu x %zu activations", n, M);
+    return cli_encode_rows(&dc->m, dc->scale, dc->f, (size_t)dc->r0, (size_t)dc->r1, NULL, 0, dc->acts, err);
 }
 
 static void close_doc(doc_ctx *dc) {
     if (dc->vocab) data_h5_free_strings(dc->vocab, dc->f->vocab_size);
+    if (dc->has_docs) data_docs_free(&dc->docs);
     sae_free(dc->acts);
     data_actfile_close(dc->f);
     sae_model_free(&dc->m);
@@ -296,16 +295,18 @@ static int parse_ids(const char *s, size_t **ids, size_t *n, size_t M) {
 
 static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, int text_mode) {
     const char *sae_path = NULL, *data = NULL, *out = NULL, *ids_s = NULL, *ff = NULL;
-    size_t doc = (size_t)-1, top = 12, start = 0, len = 64, feature = (size_t)-1;
+    const size_t UNSET = SIZE_MAX;
+    size_t doc = UNSET, window = UNSET, top = UNSET, start = UNSET, len = UNSET, feature = UNSET;
     cli_opt opts[] = {
         {"sae", CLI_STR, &sae_path, "SAE (.h5)", 0, NULL},
         {"data", CLI_STR, &data, "activation file with tokens", 0, NULL},
-        {"doc", CLI_SIZE, &doc, "document index", 0, NULL},
+        {"doc", CLI_SIZE, &doc, "corpus document (`sae docs` lists them)", 0, NULL},
+        {"window", CLI_SIZE, &window, "window of the document, from 0 (default: where the feature(s) peak; trace --top: 0)", 0, NULL},
         {text_mode ? "feature" : "features", text_mode ? CLI_SIZE : CLI_STR, text_mode ? (void *)&feature : (void *)&ids_s,
          text_mode ? "the feature shading the text" : "feature ids a,b,c (default: --top)", 0, NULL},
-        {"top", CLI_SIZE, &top, "trace: the features most active in the window", 0, NULL},
-        {"start", CLI_SIZE, &start, "first token of the window", 0, NULL},
-        {"len", CLI_SIZE, &len, "tokens in the window (trace)", 0, NULL},
+        {"top", CLI_SIZE, &top, "trace: the features most active in the window (default 12)", 0, NULL},
+        {"start", CLI_SIZE, &start, "trace: first token shown, within the window (default 0)", 0, NULL},
+        {"len", CLI_SIZE, &len, "trace: tokens shown (default 64)", 0, NULL},
         {"features-file", CLI_STR, &ff, "features file, for labels", 0, NULL},
         {"out", CLI_STR, &out, "PNG to write", 0, NULL},
         {"scale", CLI_DOUBLE, (void *)&ro->scale, "pixels per point", 0, NULL},
@@ -317,17 +318,31 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
     int help, rc = cli_parse(argc, argv, name, opts, n_opts, pos, 0, &n_pos, &help);
     if (rc) return rc;
     if (help) {
-        cli_usage(stdout, name, text_mode ? "--sae S.h5 --data A.h5 --doc N --feature F --out text.png"
-                                          : "--sae S.h5 --data A.h5 --doc N [--features a,b | --top 12] --out trace.png",
-                  text_mode ? "A document as flowing text, each token shaded by one feature's activation."
-                            : "Features (rows) by tokens (columns) of one document window, coloured by activation.",
+        cli_usage(stdout, name, text_mode ? "--sae S.h5 --data A.h5 --doc N [--window W] --feature F --out text.png"
+                                          : "--sae S.h5 --data A.h5 --doc N [--window W] [--features a,b | --top 12] --out trace.png",
+                  text_mode ? "One window of a corpus document as flowing text, each token shaded by one\n"
+                              "feature's activation; by default the window where the feature peaks."
+                            : "Features (rows) by tokens (columns) of one window of a corpus document,\n"
+                              "coloured by activation; by default the window where --features peak.",
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
-    if (!sae_path || !data || !out || doc == (size_t)-1 || (text_mode && feature == (size_t)-1)) {
+    if (!sae_path || !data || !out || doc == UNSET || (text_mode && feature == UNSET)) {
         cli_errorf(name, "--sae, --data, --doc%s and --out are required", text_mode ? ", --feature" : "");
         return CLI_EXIT_USAGE;
     }
+    /* a flag this figure would ignore is refused, not silently dropped */
+    if (text_mode && (start != UNSET || len != UNSET || top != UNSET)) {
+        cli_errorf(name, "%s is not used by viz text, which shows the whole window (choose it with --window)",
+                   start != UNSET ? "--start" : len != UNSET ? "--len" : "--top");
+        return CLI_EXIT_USAGE;
+    }
+    if (ids_s && top != UNSET) {
+        cli_errorf(name, "--top is not used with --features, which names the rows");
+        return CLI_EXIT_USAGE;
+    }
+    if (top == UNSET) top = 12;
+    if (len == UNSET) len = 64;
     if (len == 0 || top == 0) {
         cli_errorf(name, "%s must be at least 1", len == 0 ? "--len" : "--top");
         return CLI_EXIT_USAGE;
@@ -339,18 +354,47 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
     if ((rc = check_paths(&ps, ro, out))) return rc;
     sae_error err = {0};
     doc_ctx dc;
-    if ((rc = open_doc(&dc, sae_path, data, doc, &err)) < 0) {
+    int exit_rc = 0;
+    if ((rc = open_doc(&dc, sae_path, data, &exit_rc, &err)) < 0) {
         close_doc(&dc);
-        return fail(&err);
+        return exit_rc ? exit_rc : fail(&err);
     }
-    size_t M = dc.m.cfg.m, n = (size_t)(dc.r1 - dc.r0);
+    size_t M = dc.m.cfg.m;
     char **labels = load_labels(ff, M, &err, &rc);
     if (rc < 0 || (text_mode && feature >= M)) {
         if (rc == SAE_OK) sae_error_set(&err, SAE_ERR_ARG, "--feature", "%zu is out of range: the SAE has %zu features", feature, M);
         close_doc(&dc);
         return fail(&err);
     }
-    size_t s0 = start < n ? start : 0, s1 = text_mode ? n : (s0 + len < n ? s0 + len : n);
+    size_t *ids = NULL, nf = 0;
+    if (ids_s && (rc = parse_ids(ids_s, &ids, &nf, M))) {
+        for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
+        sae_free(labels), sae_free(ids), close_doc(&dc);
+        return rc;
+    }
+    rc = text_mode ? encode_window(&dc, doc, window, &feature, 1, &err) : encode_window(&dc, doc, window, ids, nf, &err);
+    size_t n = (size_t)(dc.r1 - dc.r0);
+    if (rc == SAE_OK && start != UNSET && start >= n)
+        rc = sae_error_set(&err, SAE_ERR_ARG, "--start", "%zu is beyond the window: it has %zu tokens (0..%zu)", start, n,
+                           n - 1);
+    if (rc < 0) {
+        for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
+        sae_free(labels), sae_free(ids), close_doc(&dc);
+        return fail(&err);
+    }
+    if (start == UNSET) { /* trace: the shown tokens include where the named features peak */
+        size_t peak_pos = 0, nids = text_mode ? 0 : nf;
+        float best = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < nids; k++)
+                if (dc.acts[i * M + ids[k]] > best) best = dc.acts[i * M + ids[k]], peak_pos = i;
+        start = peak_pos >= len / 2 ? peak_pos - len / 2 : 0;
+        if (n > len && start > n - len) start = n - len;
+        if (n <= len) start = 0;
+    }
+    char where[200];
+    cli_window_name(where, sizeof where, &dc.docs, dc.window);
+    size_t s0 = start, s1 = text_mode ? n : (s0 + len < n ? s0 + len : n);
     char cmdline[1024];
     snprintf(cmdline, sizeof cmdline, "%s", ro->command);
     if (text_mode) {
@@ -368,8 +412,8 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
             return fail(&err);
         }
         char title[512], caption[256], cb[64];
-        snprintf(title, sizeof title, "Feature %zu%s%s on document %zu", feature, labels && labels[feature][0] ? ": " : "",
-                 labels ? labels[feature] : "", doc);
+        snprintf(title, sizeof title, "Feature %zu%s%s on %s", feature, labels && labels[feature][0] ? ": " : "",
+                 labels ? labels[feature] : "", where);
         snprintf(caption, sizeof caption, "%s, %zu tokens; max activation %.3g", data, n, vmax);
         snprintf(cb, sizeof cb, "activation");
         viz_shaded_text st = {.title = title, .caption = caption, .cbar_title = cb, .tokens = (const char *const *)tok,
@@ -378,14 +422,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         for (size_t i = 0; i < nt; i++) sae_free(tok[i]);
         sae_free(tok), sae_free(tv), sae_free(vals);
     } else {
-        size_t *ids = NULL, nf = 0;
-        if (ids_s) {
-            if ((rc = parse_ids(ids_s, &ids, &nf, M))) {
-                close_doc(&dc);
-                sae_free(ids);
-                return rc;
-            }
-        } else { /* the features with the highest max activation in the window */
+        if (!ids_s) { /* the features with the highest max activation in the window */
             float *mx = sae_calloc_n(M, sizeof *mx);
             ids = sae_malloc(top * sizeof *ids);
             for (size_t i = s0; mx && i < s1; i++)
@@ -401,7 +438,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
             sae_free(mx);
             if (oom) sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
             if (!nf && !oom)
-                sae_error_set(&err, SAE_ERR_ARG, "--doc", "no feature fires in tokens %zu..%zu of document %zu", s0, s1, doc);
+                sae_error_set(&err, SAE_ERR_ARG, "--doc", "no feature fires in tokens %zu..%zu of %s", s0, s1 - 1, where);
             if (!nf || oom) {
                 for (size_t j = 0; labels && j < M; j++) sae_free(labels[j]);
                 sae_free(labels);
@@ -442,7 +479,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         }
         if (!ok && rc == SAE_OK) rc = sae_error_set(&err, SAE_ERR_NOMEM, NULL, "out of memory");
         char title[512], caption[256];
-        snprintf(title, sizeof title, "Feature activations on document %zu, tokens %zu-%zu", doc, s0, s1 - 1);
+        snprintf(title, sizeof title, "Feature activations on %s, tokens %zu-%zu", where, s0, s1 - 1);
         snprintf(caption, sizeof caption, "%s; SAE %s", data, sae_path);
         viz_heatmap h = {.title = title, .caption = caption, .x_title = "token", .y_title = "feature",
                          .cbar_title = "activation", .values = mat, .rows = nf, .cols = cols,
@@ -459,7 +496,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
     sae_free(labels);
     close_doc(&dc);
     if (rc < 0) return fail(&err);
-    fprintf(stderr, "sae viz: wrote %s\n", out);
+    fprintf(stderr, "sae viz: wrote %s (%s)\n", out, where);
     return CLI_EXIT_OK;
 }
 
