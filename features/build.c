@@ -9,7 +9,9 @@
 #include "features/feat_internal.h"
 #include "sae/kernels.h"
 
-static const double QUANTILE_LEVELS[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
+_Static_assert(FEAT_BIN_SAMPLES >= FEAT_QUANTILES, "distinct levels need a sample each");
+/* the levels in tenths, so that ranks are computed in integers */
+static const unsigned QUANTILE_TENTHS[FEAT_QUANTILES] = {1, 3, 5, 7, 9};
 
 feat_opts feat_default_opts(void) {
     feat_opts o = {.top_n = 32, .context = 8, .batch = 4096};
@@ -26,8 +28,8 @@ typedef struct {
     feat_dict *fd;
     double *sum;           /* (M) */
     size_t *heap_n;        /* (M) filled entries of each top-N heap */
-    float *res_val;        /* (M, BINS) reservoir sample per histogram bin */
-    int64_t *res_row;
+    float *res_val;        /* (M, BINS, FEAT_BIN_SAMPLES) reservoir of each histogram bin */
+    int64_t *res_row;      /* the same: the rows sampled, -1 where unused */
     int32_t *sk_id;        /* (M, SKETCH) Misra-Gries slots, -1 empty */
     uint64_t *sk_cnt;      /* (M, SKETCH) sketch counts (ranking) */
     uint64_t *sk_hits;     /* (M, SKETCH) true hits since the slot was taken */
@@ -102,6 +104,18 @@ static void sketch_add(pass_state *s, size_t j, int32_t tok, float v) {
         if (--cnt[k] == 0) id[k] = -1;
 }
 
+/* Reservoir sampling (Vitter's algorithm R) of a bin's activations: the c-th
+ * one (from 1) takes a free slot while there are any, then replaces a slot
+ * with probability FEAT_BIN_SAMPLES / c, so the slots are a uniform sample of
+ * the bin (all of it while it holds at most FEAT_BIN_SAMPLES). u is the
+ * deterministic uniform draw for this c. */
+static void bin_sample(float *val, int64_t *row, uint64_t c, double u, float v, int64_t r) {
+    uint64_t slot = c <= FEAT_BIN_SAMPLES ? c - 1 : (uint64_t)(u * (double)c);
+    if (slot >= FEAT_BIN_SAMPLES) return;
+    val[slot] = v;
+    row[slot] = r;
+}
+
 static void update(pass_state *s, size_t j, int64_t row, float v, int32_t tok) {
     feat_dict *fd = s->fd;
     fd->count[j]++;
@@ -109,10 +123,9 @@ static void update(pass_state *s, size_t j, int64_t row, float v, int32_t tok) {
     if (v > fd->max[j]) fd->max[j] = v;
     int b = hist_bin(v);
     uint64_t c = ++fd->hist[j * FEAT_HIST_BINS + b];
-    if (hash01(j, (uint64_t)b, c) * (double)c < 1.0) { /* keep with probability 1/c */
-        s->res_val[j * FEAT_HIST_BINS + b] = v;
-        s->res_row[j * FEAT_HIST_BINS + b] = row;
-    }
+    bin_sample(s->res_val + (j * FEAT_HIST_BINS + (size_t)b) * FEAT_BIN_SAMPLES,
+               s->res_row + (j * FEAT_HIST_BINS + (size_t)b) * FEAT_BIN_SAMPLES, c,
+               hash01(j, (uint64_t)b, c), v, row);
     heap_push(fd->top_val + j * fd->top_n, fd->top_row + j * fd->top_n, &s->heap_n[j], fd->top_n, v,
               row);
     if (s->has_tokens) sketch_add(s, j, tok, v);
@@ -135,6 +148,72 @@ static int cmp_desc_val_row(const void *a, const void *b) {
     return x->r < y->r ? -1 : x->r > y->r;
 }
 
+static int cmp_asc_val_row(const void *a, const void *b) { return -cmp_desc_val_row(a, b); }
+
+/* The 1-based rank of the q-th level among n sorted activations: the
+ * inverse of the empirical distribution, ceil(level * n), at least 1. */
+static uint64_t quantile_rank(int q, uint64_t n) {
+    uint64_t r = (QUANTILE_TENTHS[q] * n + 9) / 10;
+    return r ? r : 1;
+}
+
+/* Examples at the quantile levels of feature j. The histogram is exact, so
+ * the bin holding the level-q activation (rank quantile_rank(q, n)) is known;
+ * its reservoir, sorted, approximates the bin's order statistics, and the
+ * sample whose place in it matches the rank's place in the bin is taken (the
+ * exact activation while the bin holds at most FEAT_BIN_SAMPLES). Levels are
+ * placed in increasing order, each on a later sample than the previous level
+ * of its bin and leaving one for each later level of that bin: a bin holding
+ * m distinct ranks has at least min(m, FEAT_BIN_SAMPLES) >= m samples (m <=
+ * FEAT_QUANTILES <= FEAT_BIN_SAMPLES), so distinct ranks get distinct rows. */
+static void quantile_examples(pass_state *s, size_t j) {
+    feat_dict *fd = s->fd;
+    const uint64_t *hist = fd->hist + j * FEAT_HIST_BINS, n = fd->count[j];
+    float *qv = fd->q_val + j * FEAT_QUANTILES;
+    int64_t *qr = fd->q_row + j * FEAT_QUANTILES;
+    uint64_t rank[FEAT_QUANTILES], below[FEAT_QUANTILES]; /* rows in the bins before */
+    int bin[FEAT_QUANTILES];
+    for (int q = 0; q < FEAT_QUANTILES; q++) {
+        qv[q] = 0.0f, qr[q] = -1, bin[q] = -1;
+        if (!n) continue;
+        rank[q] = quantile_rank(q, n);
+        uint64_t cum = 0;
+        for (int b = 0; b < FEAT_HIST_BINS; b++) {
+            if (cum + hist[b] >= rank[q]) {
+                bin[q] = b, below[q] = cum;
+                break;
+            }
+            cum += hist[b];
+        }
+    }
+    vr sorted[FEAT_BIN_SAMPLES];
+    int sorted_bin = -1, prev_idx = -1;
+    for (int q = 0; q < FEAT_QUANTILES; q++) {
+        int b = bin[q];
+        if (b < 0) continue;
+        size_t base = (j * FEAT_HIST_BINS + (size_t)b) * FEAT_BIN_SAMPLES;
+        size_t k = hist[b] < FEAT_BIN_SAMPLES ? (size_t)hist[b] : FEAT_BIN_SAMPLES;
+        if (b != sorted_bin) {
+            for (size_t i = 0; i < k; i++) sorted[i] = (vr){s->res_val[base + i], s->res_row[base + i]};
+            qsort(sorted, k, sizeof *sorted, cmp_asc_val_row);
+            sorted_bin = b, prev_idx = -1;
+        }
+        if (q > 0 && bin[q - 1] == b && rank[q - 1] == rank[q]) { /* the same activation (n < 5) */
+            qv[q] = qv[q - 1], qr[q] = qr[q - 1];
+            continue;
+        }
+        /* its place in the bin, (rank - below - 1/2) / hist, as a sample index */
+        double place = ((double)(rank[q] - below[q]) - 0.5) / (double)hist[b];
+        int idx = (int)(place * (double)k);
+        int later = 0; /* later levels of this bin at other ranks, each needing a sample */
+        for (int p = q + 1; p < FEAT_QUANTILES; p++) later += bin[p] == b && rank[p] != rank[p - 1];
+        if (idx > (int)k - 1 - later) idx = (int)k - 1 - later;
+        if (idx <= prev_idx) idx = prev_idx + 1;
+        prev_idx = idx;
+        qv[q] = sorted[idx].v, qr[q] = sorted[idx].r;
+    }
+}
+
 static void finish_feature(pass_state *s, size_t j) {
     feat_dict *fd = s->fd;
     size_t N = fd->top_n, n = s->heap_n[j];
@@ -146,22 +225,7 @@ static void finish_feature(pass_state *s, size_t j) {
         fd->top_val[j * N + i] = i < n ? tmp[i].v : 0.0f;
         fd->top_row[j * N + i] = i < n ? tmp[i].r : -1;
     }
-    /* quantile examples: the reservoir sample of the bin holding each level */
-    for (int q = 0; q < FEAT_QUANTILES; q++) {
-        fd->q_val[j * FEAT_QUANTILES + q] = 0.0f;
-        fd->q_row[j * FEAT_QUANTILES + q] = -1;
-        if (!fd->count[j]) continue;
-        double target = QUANTILE_LEVELS[q] * (double)fd->count[j];
-        uint64_t cum = 0;
-        for (int b = 0; b < FEAT_HIST_BINS; b++) {
-            cum += fd->hist[j * FEAT_HIST_BINS + b];
-            if ((double)cum >= target && fd->hist[j * FEAT_HIST_BINS + b]) {
-                fd->q_val[j * FEAT_QUANTILES + q] = s->res_val[j * FEAT_HIST_BINS + b];
-                fd->q_row[j * FEAT_QUANTILES + q] = s->res_row[j * FEAT_HIST_BINS + b];
-                break;
-            }
-        }
-    }
+    quantile_examples(s, j);
     /* frequent tokens: by sketch count, and by mean activation (>= 3 hits) */
     const int32_t *id = s->sk_id + j * FEAT_SKETCH;
     const uint64_t *cnt = s->sk_cnt + j * FEAT_SKETCH, *hits = s->sk_hits + j * FEAT_SKETCH;
@@ -327,8 +391,8 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     pass_state s = {.fd = fd, .has_tokens = f->has_tokens && f->vocab_size > 0};
     s.sum = sae_calloc_n(M, sizeof *s.sum);
     s.heap_n = sae_calloc_n(M, sizeof *s.heap_n);
-    s.res_val = sae_calloc_n(M * FEAT_HIST_BINS, sizeof *s.res_val);
-    s.res_row = sae_calloc_n(M * FEAT_HIST_BINS, sizeof *s.res_row);
+    s.res_val = sae_calloc_n(M * FEAT_HIST_BINS * FEAT_BIN_SAMPLES, sizeof *s.res_val);
+    s.res_row = sae_calloc_n(M * FEAT_HIST_BINS * FEAT_BIN_SAMPLES, sizeof *s.res_row);
     s.sk_id = sae_malloc(M * FEAT_SKETCH * sizeof *s.sk_id);
     s.sk_cnt = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_cnt);
     s.sk_hits = sae_calloc_n(M * FEAT_SKETCH, sizeof *s.sk_hits);
@@ -345,7 +409,7 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
         snprintf(fd->data_path, sizeof fd->data_path, "%s", f->path);
         fd->context = opts->context;
         for (size_t i = 0; i < M * FEAT_SKETCH; i++) s.sk_id[i] = -1;
-        for (size_t i = 0; i < M * FEAT_HIST_BINS; i++) s.res_row[i] = -1;
+        for (size_t i = 0; i < M * FEAT_HIST_BINS * FEAT_BIN_SAMPLES; i++) s.res_row[i] = -1;
     }
     float sc = (float)input_scale;
     uint64_t skipped = 0;

@@ -11,8 +11,20 @@
  *   - a histogram of log10(activation), FEAT_HIST_BINS bins over
  *     [FEAT_HIST_LOG10_MIN, FEAT_HIST_LOG10_MAX) (values outside go to the end bins);
  *   - the top_n largest activations (value, row), exact: a bounded min-heap;
- *   - examples at activation quantiles: one reservoir sample per histogram bin,
- *     then for each quantile level the sample of the bin holding it;
+ *   - examples at the activation quantiles 0.1 0.3 0.5 0.7 0.9 of its non-zero
+ *     activations (level q: the activation of rank ceil(q * count) in
+ *     increasing order): a reservoir of FEAT_BIN_SAMPLES (value, row) per
+ *     histogram bin; the exact histogram names the bin holding each level,
+ *     and the sample whose place among the bin's sorted samples matches the
+ *     level's place in the bin is shown. Guaranteed: the example is in the
+ *     same bin as the true quantile, so |log10(example) - log10(truth)| <
+ *     one bin, (FEAT_HIST_LOG10_MAX - FEAT_HIST_LOG10_MIN) / FEAT_HIST_BINS
+ *     = 0.2 (activations below 1e-4 or from 1e4 share the end bins, where
+ *     only "also below 1e-4 / also above 1e4" holds); it is the exact
+ *     quantile while its bin holds at most FEAT_BIN_SAMPLES activations;
+ *     levels of distinct rank (every level once count >= 5) show distinct
+ *     rows. Memory: FEAT_HIST_BINS * FEAT_BIN_SAMPLES * 12 B = 3.8 KiB per
+ *     feature during the pass, nothing allocated per code;
  *   - frequent tokens among its firing positions: a Misra-Gries sketch of
  *     FEAT_SKETCH slots (exact whenever a feature fires on at most that many
  *     distinct tokens; otherwise counts are lower bounds, error <= n/slots),
@@ -44,6 +56,7 @@
 #define FEAT_TOP_TOKENS 10 /* tokens reported per feature */
 #define FEAT_LENS 10      /* promoted and suppressed tokens reported */
 #define FEAT_QUANTILES 5  /* levels 0.1 0.3 0.5 0.7 0.9 */
+#define FEAT_BIN_SAMPLES 8 /* reservoir per histogram bin for the quantile examples (>= FEAT_QUANTILES) */
 #define FEAT_FORMAT_VERSION 1
 
 typedef struct feat_opts {
