@@ -122,7 +122,7 @@ int cmd_features(int argc, char **argv) {
         if (!realpath(data, fd->data_path)) snprintf(fd->data_path, sizeof fd->data_path, "%s", data);
         rc = feat_write(fd, out, &err);
     }
-    if (rc == SAE_OK && json) rc = feat_write_json(fd, json, &err);
+    if (rc == SAE_OK && json) rc = feat_write_json(fd, f, json, &err);
     if (rc == SAE_OK) {
         size_t alive = 0;
         for (size_t j = 0; j < fd->M; j++) alive += fd->count[j] > 0;

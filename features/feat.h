@@ -101,8 +101,12 @@ void feat_free(feat_dict *fd);
 /* Features file (HDF5; layout in the README), written atomically. */
 int feat_write(const feat_dict *fd, const char *path, sae_error *err);
 int feat_read(feat_dict **out, const char *path, sae_error *err);
-/* One JSON object per feature per line. */
-int feat_write_json(const feat_dict *fd, const char *path, sae_error *err);
+/* One JSON object per feature per line (keys in features/json.c and the
+ * README): statistics, tokens, lens, top_examples and quantile_examples. With
+ * data (the file the rows index; may be NULL) each example also names its
+ * corpus document, window and position, and with /tokens and /vocab carries
+ * its context: fd->context tokens either side, the token marked "[...]". */
+int feat_write_json(const feat_dict *fd, data_actfile *data, const char *path, sae_error *err);
 
 /* --- search ---------------------------------------------------------------------
  * Ranks features for a question. Token and contrast searches split positions

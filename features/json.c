@@ -1,4 +1,18 @@
-/* features/json.c: the features file's JSON Lines twin, one object per feature. */
+/* features/json.c: the features file's JSON Lines twin, one object per feature.
+ *
+ * Each object: feature, label, count, density, mean_act, max_act, top_tokens,
+ * top_tokens_by_mean, promotes / suppresses (with a logit lens), and
+ *   top_examples       [{value, row, ...}], largest first;
+ *   quantile_examples  [{quantile, value, row, ...}] at 0.1 0.3 0.5 0.7 0.9,
+ *                      levels of a feature that never fired left out.
+ * With the data file the examples also carry where they are, as `sae show
+ * --json` names it: doc (corpus document), window (of that document, from 0),
+ * windows (the document's count), file_window, pos (in the window); and with
+ * /tokens and a vocabulary their text: before, token, after, the window's
+ * fd->context tokens either side (cut at the window's edges; the token widened
+ * to whole characters when byte-fallback pieces split one), and context =
+ * before + "[" + token + "]" + after. A key that does not apply is absent:
+ * no sentinel numbers. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +20,15 @@
 
 #include "common/fileutil.h"
 #include "common/mem.h"
+#include "data/docs.h"
+#include "data/h5.h"
 #include "features/feat_internal.h"
+
+static const double QUANTILE_LEVEL[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
+
+/* contexts longer than this either side keep their location but no text */
+#define JSON_MAX_CONTEXT 512
+#define JSON_TEXT_CAP 8192
 
 static cJSON *tok_array(const feat_dict *fd, const int32_t *ids, const void *vals, int is_f32, size_t n) {
     cJSON *a = cJSON_CreateArray();
@@ -21,42 +43,148 @@ static cJSON *tok_array(const feat_dict *fd, const int32_t *ids, const void *val
     return a;
 }
 
-int feat_write_json(const feat_dict *fd, const char *path, sae_error *err) {
+/* What the examples are located and decoded with; every part optional. */
+typedef struct {
+    data_actfile *f;        /* NULL: rows and values only */
+    data_docs docs;
+    int has_docs;
+    const char *const *vocab; /* NULL: no text */
+    size_t vocab_size;
+    char **own_vocab;       /* read here when the dictionary has none */
+    size_t context;
+    int32_t tok[2 * JSON_MAX_CONTEXT + 1];
+    char before[JSON_TEXT_CAP], token[JSON_TEXT_CAP], after[JSON_TEXT_CAP], joined[3 * JSON_TEXT_CAP + 4];
+} example_src;
+
+/* 1 when id is a byte-fallback piece "<0xXX>" of a UTF-8 continuation byte
+ * (10xxxxxx): it belongs to the character before it. */
+static int is_continuation(const example_src *src, int32_t id) {
+    if (id < 0 || (size_t)id >= src->vocab_size || !src->vocab[id]) return 0;
+    unsigned b;
+    const char *p = src->vocab[id];
+    return strlen(p) == 6 && sscanf(p, "<0x%02X>", &b) == 1 && (b & 0xC0) == 0x80;
+}
+
+/* The text of the example at row: the tokens of its window within context of
+ * it, split around it. */
+static int example_text(example_src *src, size_t lo, size_t hi, size_t r, sae_error *err) {
+    size_t c = src->context;
+    size_t s = r >= lo + c ? r - c : lo, e = r + c + 1 < hi ? r + c + 1 : hi;
+    int rc = data_actfile_read_tokens(src->f, s, e - s, src->tok, err);
+    if (rc < 0) return rc;
+    size_t a = r - s, b = a + 1; /* the marked span [a, b) */
+    while (a > 0 && is_continuation(src, src->tok[a])) a--;
+    while (b < e - s && is_continuation(src, src->tok[b])) b++;
+    data_vocab_text(src->before, sizeof src->before, src->vocab, src->vocab_size, src->tok, a, "\n");
+    data_vocab_text(src->token, sizeof src->token, src->vocab, src->vocab_size, src->tok + a, b - a, "\n");
+    data_vocab_text(src->after, sizeof src->after, src->vocab, src->vocab_size, src->tok + b, e - s - b, "\n");
+    snprintf(src->joined, sizeof src->joined, "%s[%s]%s", src->before, src->token, src->after);
+    return 0;
+}
+
+/* One example (level < 0 for a top example) added to array a. */
+static int add_example(cJSON *a, example_src *src, double level, float value, int64_t row, sae_error *err) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(a, o)) {
+        cJSON_Delete(o);
+        return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    }
+    if (level >= 0) cJSON_AddNumberToObject(o, "quantile", level);
+    cJSON_AddNumberToObject(o, "value", value);
+    cJSON_AddNumberToObject(o, "row", (double)row);
+    if (!src->has_docs || row < 0 || (uint64_t)row >= src->docs.n_rows) return SAE_OK;
+    const data_docs *d = &src->docs;
+    size_t w = data_docs_window_of_row(d, row), doc = (size_t)d->win_doc[w];
+    size_t lo = (size_t)d->win_off[w], hi = (size_t)d->win_off[w + 1];
+    cJSON_AddNumberToObject(o, "doc", (double)doc);
+    cJSON_AddNumberToObject(o, "window", (double)(w - (size_t)d->doc_win[doc]));
+    cJSON_AddNumberToObject(o, "windows", (double)(d->doc_win[doc + 1] - d->doc_win[doc]));
+    cJSON_AddNumberToObject(o, "file_window", (double)w);
+    cJSON_AddNumberToObject(o, "pos", (double)((size_t)row - lo));
+    if (!src->vocab || src->context > JSON_MAX_CONTEXT) return SAE_OK;
+    int rc = example_text(src, lo, hi, (size_t)row, err);
+    if (rc < 0) return rc;
+    cJSON_AddStringToObject(o, "before", src->before);
+    cJSON_AddStringToObject(o, "token", src->token);
+    cJSON_AddStringToObject(o, "after", src->after);
+    cJSON_AddStringToObject(o, "context", src->joined);
+    return SAE_OK;
+}
+
+static int src_open(example_src *src, const feat_dict *fd, data_actfile *f, sae_error *err) {
+    src->f = f, src->context = fd->context;
+    if (!f) return SAE_OK;
+    int rc = data_docs_load(&src->docs, f, err);
+    if (rc < 0) return rc;
+    src->has_docs = 1;
+    if (!f->has_tokens || !f->vocab_size) return SAE_OK;
+    if (fd->vocab && fd->vocab_size == f->vocab_size) {
+        src->vocab = (const char *const *)fd->vocab, src->vocab_size = fd->vocab_size;
+        return SAE_OK;
+    }
+    if ((rc = data_actfile_read_vocab(f, &src->own_vocab, err)) < 0) return rc;
+    src->vocab = (const char *const *)src->own_vocab, src->vocab_size = f->vocab_size;
+    return SAE_OK;
+}
+
+static void src_close(example_src *src) {
+    if (src->has_docs) data_docs_free(&src->docs);
+    if (src->own_vocab) data_h5_free_strings(src->own_vocab, src->vocab_size);
+}
+
+/* Feature j's object into *out. */
+static int feature_json(cJSON **out, const feat_dict *fd, size_t j, example_src *src, sae_error *err) {
+    size_t N = fd->top_n, T = FEAT_TOP_TOKENS, L = FEAT_LENS, Q = FEAT_QUANTILES;
+    cJSON *o = *out = cJSON_CreateObject();
+    if (!o) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    cJSON_AddNumberToObject(o, "feature", (double)j);
+    cJSON_AddStringToObject(o, "label", fd->label[j] ? fd->label[j] : "");
+    cJSON_AddNumberToObject(o, "count", (double)fd->count[j]);
+    cJSON_AddNumberToObject(o, "density", fd->n_tokens ? (double)fd->count[j] / (double)fd->n_tokens : 0);
+    cJSON_AddNumberToObject(o, "mean_act", fd->mean[j]);
+    cJSON_AddNumberToObject(o, "max_act", fd->max[j]);
+    cJSON_AddItemToObject(o, "top_tokens", tok_array(fd, fd->tok_count_id + j * T, fd->tok_count + j * T, 0, T));
+    cJSON_AddItemToObject(o, "top_tokens_by_mean", tok_array(fd, fd->tok_mean_id + j * T, fd->tok_mean + j * T, 1, T));
+    if (fd->has_lens) {
+        cJSON_AddItemToObject(o, "promotes", tok_array(fd, fd->lens_up_id + j * L, fd->lens_up + j * L, 1, L));
+        cJSON_AddItemToObject(o, "suppresses", tok_array(fd, fd->lens_down_id + j * L, fd->lens_down + j * L, 1, L));
+    }
+    cJSON *top = cJSON_AddArrayToObject(o, "top_examples");
+    cJSON *qex = cJSON_AddArrayToObject(o, "quantile_examples");
+    int rc = top && qex ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == SAE_OK && i < N && fd->top_row[j * N + i] >= 0; i++)
+        rc = add_example(top, src, -1, fd->top_val[j * N + i], fd->top_row[j * N + i], err);
+    for (size_t q = 0; rc == SAE_OK && q < Q; q++)
+        if (fd->q_row[j * Q + q] >= 0)
+            rc = add_example(qex, src, QUANTILE_LEVEL[q], fd->q_val[j * Q + q], fd->q_row[j * Q + q], err);
+    return rc;
+}
+
+int feat_write_json(const feat_dict *fd, data_actfile *data, const char *path, sae_error *err) {
     char tmp[4200];
     int rc = sae_tmp_path(tmp, sizeof tmp, path, err);
     if (rc < 0) return rc;
-    FILE *f = fopen(tmp, "w");
-    if (!f) return sae_error_set(err, SAE_ERR_IO, path, "cannot create the output");
-    size_t N = fd->top_n, T = FEAT_TOP_TOKENS, L = FEAT_LENS;
+    example_src *src = sae_calloc_n(1, sizeof *src);
+    if (!src) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
+    rc = src_open(src, fd, data, err);
+    FILE *f = rc == SAE_OK ? fopen(tmp, "w") : NULL;
+    if (rc == SAE_OK && !f) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot create the output");
     for (size_t j = 0; j < fd->M && rc == SAE_OK; j++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "feature", (double)j);
-        cJSON_AddStringToObject(o, "label", fd->label[j] ? fd->label[j] : "");
-        cJSON_AddNumberToObject(o, "count", (double)fd->count[j]);
-        cJSON_AddNumberToObject(o, "density", fd->n_tokens ? (double)fd->count[j] / (double)fd->n_tokens : 0);
-        cJSON_AddNumberToObject(o, "mean_act", fd->mean[j]);
-        cJSON_AddNumberToObject(o, "max_act", fd->max[j]);
-        cJSON_AddItemToObject(o, "top_tokens", tok_array(fd, fd->tok_count_id + j * T, fd->tok_count + j * T, 0, T));
-        cJSON_AddItemToObject(o, "top_tokens_by_mean", tok_array(fd, fd->tok_mean_id + j * T, fd->tok_mean + j * T, 1, T));
-        if (fd->has_lens) {
-            cJSON_AddItemToObject(o, "promotes", tok_array(fd, fd->lens_up_id + j * L, fd->lens_up + j * L, 1, L));
-            cJSON_AddItemToObject(o, "suppresses", tok_array(fd, fd->lens_down_id + j * L, fd->lens_down + j * L, 1, L));
+        cJSON *o = NULL;
+        rc = feature_json(&o, fd, j, src, err);
+        char *s = rc == SAE_OK ? cJSON_PrintUnformatted(o) : NULL;
+        if (s) {
+            if (fprintf(f, "%s\n", s) < 0) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write");
+            cJSON_free(s);
+        } else if (rc == SAE_OK) {
+            rc = sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
         }
-        cJSON *top = cJSON_CreateArray();
-        for (size_t i = 0; i < N && fd->top_row[j * N + i] >= 0; i++) {
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "row", (double)fd->top_row[j * N + i]);
-            cJSON_AddNumberToObject(e, "value", fd->top_val[j * N + i]);
-            cJSON_AddItemToArray(top, e);
-        }
-        cJSON_AddItemToObject(o, "top_examples", top);
-        char *s = cJSON_PrintUnformatted(o);
-        if (!s || fprintf(f, "%s\n", s) < 0) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write");
-        sae_free(s);
         cJSON_Delete(o);
     }
-    if (fclose(f) != 0 && rc == SAE_OK) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write: disk full?");
+    if (f && fclose(f) != 0 && rc == SAE_OK) rc = sae_error_set(err, SAE_ERR_IO, path, "cannot write: disk full?");
     if (rc == SAE_OK) rc = sae_commit_file(tmp, path, err);
-    if (rc < 0) remove(tmp);
+    if (rc < 0 && f) remove(tmp);
+    src_close(src);
+    sae_free(src);
     return rc;
 }
