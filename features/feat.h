@@ -109,18 +109,41 @@ int feat_read(feat_dict **out, const char *path, sae_error *err);
 int feat_write_json(const feat_dict *fd, data_actfile *data, const char *path, sae_error *err);
 
 /* --- search ---------------------------------------------------------------------
- * Ranks features for a question. Token and contrast searches split positions
- * into a positive class (token at row + offset matches the regex; documents
- * labelled A) and a negative class (every other position of a document whose
- * row + offset stays inside it; documents labelled B), then score each
- * feature's activation as a classifier of the two:
- *   AUROC = P(act_pos > act_neg) + P(tie) / 2, over all positions, zeros
- *     included, from FEAT_SEARCH_BINS log-spaced bins (ties within a bin
- *     count half: |error| <= the mass sharing a bin, a 7% activation range);
- *   precision / recall of "fires" (act > 0) for the positive class;
- *   mean and variance in each class (exact sums), their difference and ratio.
+ * Ranks features for a question. Every search over the data first fixes a
+ * universe: the positions whose window passes the --where conditions (all
+ * positions without any). Within it, positions (or, for pooled contrasts,
+ * corpus documents) fall into a positive and a negative class:
+ *   token      the token at row + offset (same window) matches the regex;
+ *   contrast   the window is labelled A (positive) or B (negative);
+ *   predicted  the model's top-1 next-token prediction (/predictions) matches;
+ * and each feature's activation is scored as a classifier of the two:
+ *   AUROC = P(act_pos > act_neg) + P(tie) / 2, zeros included. Over positions
+ *     it comes from FEAT_SEARCH_BINS log-spaced bins (ties within a bin count
+ *     half: |error| <= the mass sharing a bin, a 7% activation range); over
+ *     documents it is exact (Mann-Whitney with midranks);
+ *   "fires" = act > 0 (a pooled document: fires somewhere in it);
+ *   precision = positives among firing positions, recall = firing positives
+ *     among positives, base rate = positives among the universe, lift =
+ *     precision / base rate (1 = no better than firing at random), F1;
+ *   mean and variance in each class (exact sums), their difference and ratio;
+ *   predicted: Pearson correlation of the activation with P(match), the
+ *     probability the model puts on matching tokens, summed over the stored
+ *     top-K predictions (a lower bound of the true probability).
+ * Features firing fewer than min_count times in the universe are left out of
+ * the ranking (counted in n_below_min_count).
+ *
+ * Pooled contrasts (pool max or mean) score one value per corpus document
+ * (data/docs.h: all windows of one /doc_source entry): the max or the mean of
+ * the feature over the document's positions in the universe. With
+ * permutations > 0 the A/B labels of those documents are shuffled (the counts
+ * kept) that many times: each feature's p = (1 + #{perm score >= observed}) /
+ * (1 + N), one-sided (A higher), Benjamini-Hochberg q-values over the ranked
+ * features, and per permutation the best score over all ranked features: the
+ * null distribution of the top of the list.
+ *
  * Logit search scores each feature's decoder direction by the mean z-score,
- * over vocabulary tokens matching the regex, of its logit-lens logits. */
+ * over vocabulary tokens matching the regex, of its logit-lens logits (no
+ * pass over the data, so no universe). Attribute search is attrib.c's. */
 #define FEAT_SEARCH_BINS 256
 
 /* [search section: owned by the search work; attribution lives in attrib.c] */
@@ -132,11 +155,36 @@ typedef enum {
     FEAT_SEARCH_ATTRIBUTE, /* --attribute-regex: direct logit contribution to predicted matches */
 } feat_search_kind;
 
-/* One --where condition: key=value or key!=value (negate). */
+/* Ranking keys, all descending except q. FEAT_SORT_AUTO: f1 for token
+ * searches (it needs both selectivity and coverage, see the README), corr for
+ * predicted, auroc for contrasts, attribution, logit z-score. */
+typedef enum {
+    FEAT_SORT_AUTO, FEAT_SORT_AUROC, FEAT_SORT_LIFT, FEAT_SORT_PRECISION, FEAT_SORT_RECALL,
+    FEAT_SORT_F1, FEAT_SORT_MEAN_DIFF, FEAT_SORT_Q, FEAT_SORT_CORR,
+} feat_sort;
+extern const char *const feat_sort_names[]; /* "auto", "auroc", ... NULL-terminated */
+
+typedef enum { FEAT_POOL_NONE, FEAT_POOL_MAX, FEAT_POOL_MEAN } feat_pool;
+extern const char *const feat_pool_names[]; /* "none", "max", "mean", NULL */
+
+/* One --where condition: key=value or key!=value (negate). Keys: "label"
+ * (the window's /doc_labels entry) and "doc" (corpus document index). For one
+ * key, equalities are OR'd and inequalities AND'd; different keys AND'd. */
 typedef struct feat_where {
     char key[32], value[256];
     int negate;
 } feat_where;
+
+/* "label=ja", "doc!=3" -> *out; errors name --where. */
+int feat_where_parse(feat_where *out, const char *text, sae_error *err);
+
+/* The universe: mask[r] = 1 for each of d->n_rows rows whose window passes
+ * every condition (all rows when n == 0); *n_in = how many. An unknown key, a
+ * label condition without /doc_labels, a value that matches no window, or an
+ * empty universe is an SAE_ERR_ARG error naming the labels present. */
+struct data_docs;
+int feat_universe_mask(uint8_t *mask, const struct data_docs *d, const feat_where *w, size_t n,
+                       uint64_t *n_in, sae_error *err);
 
 typedef struct feat_search_opts {
     feat_search_kind kind;
@@ -147,27 +195,54 @@ typedef struct feat_search_opts {
     const feat_where *where;   /* restrict the universe of positions */
     size_t n_where;
     size_t batch;
+    feat_pool pool;            /* contrast: per corpus document (NONE: per position) */
+    feat_sort sort;
+    uint64_t min_count;        /* rank only features firing >= this often in the universe */
+    size_t permutations;       /* pooled contrast: label permutations (0: none) */
+    uint64_t seed;
 } feat_search_opts;
 
 typedef struct feat_search_row {
     size_t feature;
     double auroc;
-    double precision, recall;
-    uint64_t fires_pos, fires_neg, n_pos, n_neg;
+    double precision, recall, lift, f1;
+    uint64_t fires_pos, fires_neg, n_pos, n_neg; /* documents when pooled */
+    uint64_t fires;      /* positions of the universe where it fires (min_count) */
     double mean_pos, mean_neg, var_pos, var_neg, var_ratio;
     double logit_score;
     double corr;        /* predicted search: correlation with P(model predicts a match) */
     double attribution; /* attribute search: mean direct contribution to the matching logits */
     uint64_t n_attr;    /* attribute search: positions averaged over */
+    double p_value, q_value; /* permutation test; NAN without one */
+    int64_t top_doc, top_window; /* pooled: the document scoring highest, the window of its peak; -1 */
+    double top_value;
 } feat_search_row;
 
+typedef struct feat_search_match {
+    int32_t id;
+    uint64_t count; /* positive positions of the universe it accounts for */
+} feat_search_match;
+
 typedef struct feat_search_result {
-    feat_search_row *rows; /* M rows, best first */
-    size_t n;
+    feat_search_row *rows; /* ranked rows, best first */
+    size_t n;              /* rows ranked */
+    size_t n_features, n_below_min_count;
     double var_ratio_features; /* sum of var_pos / sum of var_neg over features */
     double var_ratio_resid;    /* the same for the raw activations, over dimensions */
-    uint64_t n_pos, n_neg;
-    size_t n_matching_tokens;  /* vocabulary entries the regex matched */
+    uint64_t n_pos, n_neg;     /* positions (documents when pooled) in each class */
+    uint64_t universe_rows, universe_docs; /* positions encoded, corpus documents touched */
+    double base_rate;          /* n_pos / (n_pos + n_neg) */
+    size_t n_matching_tokens;  /* vocabulary entries the regex matched (after exclusion) */
+    feat_search_match *matches; /* (n_matching_tokens) by count, then id */
+    feat_sort sort;            /* the key actually used */
+    feat_pool pool;
+    /* permutation test (pooled contrasts with permutations > 0) */
+    size_t permutations;
+    double null_median, null_p95; /* best score over features, per permutation */
+    double top_score, fwer_p;     /* the observed best, and P(null best >= it) */
+    double log10_labellings;      /* log10 C(nA + nB, nA) */
+    double min_p;                 /* smallest p the test can give: 1 / (1 + N), or 1/C when coarser */
+    double p_needed;              /* 0.05 / ranked features: what a lone feature needs for q < 0.05 */
 } feat_search_result;
 
 int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_actfile *f,
@@ -175,6 +250,27 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
 void feat_search_result_free(feat_search_result *r);
 /* AUROC of two binned samples (index 0 = zero activations), exposed for tests. */
 double feat_auroc_from_bins(const uint64_t *pos, const uint64_t *neg, size_t bins);
+
+/* --- statistics kernels (stats.c), exposed for tests -------------------------- */
+typedef struct feat_rank_pair {
+    double v;
+    size_t i;
+} feat_rank_pair;
+/* Midranks (1-based; ties share their mean rank) of x (n); scratch holds n pairs. */
+void feat_midranks(const double *x, size_t n, double *rank, feat_rank_pair *scratch);
+/* Exact AUROC of pos (np) against neg (nn) through midranks; 0.5 if either is empty. */
+int feat_mann_whitney_auroc(const double *pos, size_t np, const double *neg, size_t nn, double *auroc,
+                            sae_error *err);
+/* Benjamini-Hochberg q-values of p (n): q_(i) = min over k >= i of p_(k) n / k, capped at 1. */
+int feat_bh_qvalues(const double *p, size_t n, double *q, sae_error *err);
+/* Label-permutation test over n units for M features, values (M, n) row-major,
+ * unit u positive when is_a[u]. Statistic: auroc (mean_diff = 0) or the
+ * difference of class means. Fills obs (M), p (M) and null_max (n_perm: per
+ * permutation the best score over features). Deterministic for a seed. */
+int feat_perm_test(const double *values, size_t M, size_t n, const uint8_t *is_a, int mean_diff,
+                   size_t n_perm, uint64_t seed, double *obs, double *p, double *null_max, sae_error *err);
+/* The q-quantile of x (n, sorted ascending) with linear interpolation. */
+double feat_quantile_sorted(const double *x, size_t n, double q);
 
 /* --- aligning two dictionaries ------------------------------------------------
  * Cosine similarity between the unit decoder directions of A (na, d) and B
