@@ -122,7 +122,7 @@ no_file "$T/o2.h5"
 M=(--model "$T/tiny.bin" --tokenizer "$T/tiny_tok.bin")
 rm -f "$T/o.h5" # the full-disk section trained one
 "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --layer 1 --out "$T/cap.h5" 2>"$T/err" && ok || bad "capture: $(cat "$T/err")"
-"$SAE" info "$T/cap.h5" | grep -q "documents    5 (labelled)" && ok || bad "capture windows/labels: $("$SAE" info "$T/cap.h5")"
+"$SAE" info "$T/cap.h5" | grep -qE "documents    [0-9]+ corpus documents in 5 windows, labelled" && ok || bad "capture windows/labels: $("$SAE" info "$T/cap.h5")"
 "$SAE" capture "${M[@]}" --corpus "$T/good.txt" --layer 0 --site mlp_out --dtype f16 --out "$T/cap2.h5" 2>/dev/null &&
     "$SAE" info "$T/cap2.h5" | grep -q "float16" && ok || bad "capture of plain text"
 "$SAE" train --data "$T/cap.h5" --out "$T/cap_sae.h5" --latents 32 --k 4 --batch 16 >/dev/null 2>&1 && ok || bad "train on captured"
