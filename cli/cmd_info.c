@@ -69,9 +69,12 @@ static int info_sae(const char *path, int64_t h) {
     data_identity id;
     data_identity_read_attrs(h, &id);
     if (id.path[0]) printf("  trained on     %s\n", id.path);
-    if (id.rows || id.has_fingerprint)
+    if (id.rows)
         printf("  data identity  %llu rows x d=%llu, fingerprint %016llx\n", (unsigned long long)id.rows,
                (unsigned long long)id.d, (unsigned long long)id.fingerprint);
+    else if (id.has_fingerprint) /* written by trainers before provenance: the fingerprint alone */
+        printf("  data identity  fingerprint %016llx (rows and width not recorded)\n",
+               (unsigned long long)id.fingerprint);
     if (H5Aexists((hid_t)h, "model") > 0) {
         printf("  model          %s, layer %lld, hook %s\n", id.model[0] ? id.model : "?", (long long)id.layer,
                id.hook[0] ? id.hook : "?");
