@@ -27,6 +27,10 @@ typedef enum cli_opt_type {
     CLI_STRS,   /* cli_strs: a repeatable flag, every value kept in order */
 } cli_opt_type;
 
+/* A CLI_STRS option starts empty at each cli_parse (no default values); a
+ * config file may give its key once, and the command line's values, when
+ * there are any, replace the config's. Every other flag may be given once
+ * per command line: a second one is a usage error naming it. */
 #define CLI_STRS_MAX 32
 typedef struct cli_strs {
     const char *v[CLI_STRS_MAX];
