@@ -66,7 +66,7 @@ static int apply(cfg_ctx *c, size_t i, const sae_ini_entry *e, sae_error *err) {
                              c->set_on[i], o->name);
     c->set_on[i] = e->line;
     if (o->type == CLI_TRUE || o->type == CLI_FALSE) return set_bool(o, e, err);
-    const char *v = o->type == CLI_STR ? keep_string(e->value) : e->value;
+    const char *v = o->type == CLI_STR || o->type == CLI_STRS ? keep_string(e->value) : e->value;
     if (!v) return sae_ini_error(err, SAE_ERR_NOMEM, e, "out of memory");
     char src[sizeof err->subject];
     snprintf(src, sizeof src, "%s:%zu", e->name, e->line);
