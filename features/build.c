@@ -408,6 +408,9 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
     if (rc == SAE_OK) {
         snprintf(fd->data_path, sizeof fd->data_path, "%s", f->path);
         fd->context = opts->context;
+        rc = data_actfile_identity(f, &fd->data_id, err);
+    }
+    if (rc == SAE_OK) {
         for (size_t i = 0; i < M * FEAT_SKETCH; i++) s.sk_id[i] = -1;
         for (size_t i = 0; i < M * FEAT_HIST_BINS * FEAT_BIN_SAMPLES; i++) s.res_row[i] = -1;
     }

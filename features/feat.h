@@ -47,6 +47,7 @@
 
 #include "common/err.h"
 #include "data/actfile.h"
+#include "data/docs.h"
 #include "sae/sae.h"
 
 #define FEAT_HIST_BINS 40
@@ -72,6 +73,7 @@ typedef struct feat_dict {
     uint64_t n_tokens;      /* rows encoded */
     uint64_t n_skipped;     /* rows skipped as non-finite */
     char sae_path[4096], data_path[4096];
+    data_identity data_id;  /* of the data it was built from (has_fingerprint 0 if unknown) */
     uint64_t *count;        /* (M) positions with activation > 0 */
     float *mean, *max;      /* (M) over firing positions */
     uint64_t *hist;         /* (M, FEAT_HIST_BINS) */

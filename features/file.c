@@ -65,13 +65,8 @@ int feat_write(const feat_dict *fd, const char *path, sae_error *err) {
     if (!density) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory");
     for (size_t j = 0; j < M; j++) density[j] = fd->n_tokens ? (double)fd->count[j] / (double)fd->n_tokens : 0;
     /* the data's identity beside its path, so that a reader can tell a copy of
-     * it from another file (read before taking the lock the open takes too) */
-    data_identity id = {0};
-    data_actfile *df = NULL;
-    sae_error ignore = {0};
-    if (fd->data_path[0] && data_actfile_open(&df, fd->data_path, &ignore) == SAE_OK)
-        data_actfile_identity(df, &id, &ignore);
-    data_actfile_close(df);
+     * it from another file */
+    const data_identity id = fd->data_id;
     data_h5_init();
     data_h5_lock();
     hid_t h = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -171,6 +166,7 @@ static int read_attrs(hid_t h, feat_dict *fd, const char *path, sae_error *err) 
     if (data_h5_get_attr_str(h, "sae", fd->sae_path, sizeof fd->sae_path) == SAE_ERR_NOMEM ||
         data_h5_get_attr_str(h, "data", fd->data_path, sizeof fd->data_path) == SAE_ERR_NOMEM)
         return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory reading its attributes");
+    data_identity_read_attrs(h, &fd->data_id); /* absent in older files: has_fingerprint 0 */
     return SAE_OK;
 }
 
