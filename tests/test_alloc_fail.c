@@ -214,7 +214,8 @@ static int capture(sae_error *err) {
     if (rc == 0) rc = data_tokenizer_load(&t, tok, (size_t)m->c.vocab_size, err);
     if (rc == 0) {
         data_capture_params p = {.corpus_path = tu_path(dir, "good.jsonl"), .out_path = cap_out,
-                                 .layer = 1, .site = DATA_SITE_RESID_POST, .batch_rows = 16};
+                                 .layer = 1, .site = DATA_SITE_RESID_POST, .batch_rows = 16,
+                                 .predictions = 5}; /* every block, the classifier and /predictions too */
         rc = data_capture_run(m, model, t, tok, &p, NULL, NULL, err);
     }
     data_tokenizer_free(t);

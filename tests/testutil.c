@@ -231,7 +231,7 @@ int tu_write_tiny_llama(const char *dir) {
     fputs("{\"text\": \"the cat sat on the mat\", \"label\": \"en\"}\n\n"
           "{\"text\": \"みかん and きりん\", \"label\": \"ja\"}\n"
           "{\"text\": \"another document without a label, long enough to need two windows of "
-          "thirty-two tokens each: the end\"}\n", f);
+          "thirty-two tokens each: the end\", \"id\": 7}\n", f); /* an extra key: /doc_meta */
     fclose(f);
     f = fopen(tu_path(dir, "good.txt"), "w");
     fputs("first document\nstill the first\n\n\nsecond document\n", f);
