@@ -215,7 +215,8 @@ int cmd_docs(int argc, char **argv) {
         if (label) cJSON_AddStringToObject(root, "label", label);
         arr = cJSON_AddArrayToObject(root, "docs");
     } else {
-        printf("%s: %zu corpus documents in %zu windows, %zu tokens%s\n", pos[0], c.d.n_docs, c.d.n_windows,
+        printf("%s: %zu corpus document%s in %zu window%s, %zu tokens%s\n", pos[0], c.d.n_docs,
+               c.d.n_docs == 1 ? "" : "s", c.d.n_windows, c.d.n_windows == 1 ? "" : "s",
                c.d.n_rows, c.d.has_source ? "" : " (no /doc_source: each window is its own document)");
         if (grep)
             printf("--grep '%s': documents whose whole decoded text contains it (a plain substring)\n", grep);

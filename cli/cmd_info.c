@@ -20,7 +20,8 @@ static void info_activations(data_actfile *f) {
     data_docs d;
     sae_error err = {0};
     if (data_docs_load(&d, f, &err) == SAE_OK) {
-        printf("  documents    %zu corpus documents in %zu windows%s%s\n", d.n_docs, d.n_windows,
+        printf("  documents    %zu corpus document%s in %zu window%s%s%s\n", d.n_docs, d.n_docs == 1 ? "" : "s",
+               d.n_windows, d.n_windows == 1 ? "" : "s",
                d.has_source ? "" : " (no /doc_source: each window is its own document)",
                f->has_doc_labels ? ", labelled" : "");
         cli_print_label_counts(&d, "  ");

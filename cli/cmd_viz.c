@@ -305,7 +305,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         {text_mode ? "feature" : "features", text_mode ? CLI_SIZE : CLI_STR, text_mode ? (void *)&feature : (void *)&ids_s,
          text_mode ? "the feature shading the text" : "feature ids a,b,c (default: --top)", 0, NULL},
         {"top", CLI_SIZE, &top, "trace: the features most active in the window (default 12)", 0, NULL},
-        {"start", CLI_SIZE, &start, "trace: first token shown, within the window (default 0)", 0, NULL},
+        {"start", CLI_SIZE, &start, "trace: first token shown, within the window (default: --len tokens around the peak)", 0, NULL},
         {"len", CLI_SIZE, &len, "trace: tokens shown (default 64)", 0, NULL},
         {"features-file", CLI_STR, &ff, "features file, for labels", 0, NULL},
         {"out", CLI_STR, &out, "PNG to write", 0, NULL},
