@@ -825,6 +825,7 @@ int feat_search(feat_search_result *out, sae_model *m, double input_scale, data_
         if (rc < 0) feat_search_result_free(out);
         return rc;
     }
+    if (rc == SAE_OK && o->kind == FEAT_SEARCH_PREDICTED && !f->n_pred) rc = classify_predicted(&c, 1, err); /* the error */
     if (rc == SAE_OK && o->kind != FEAT_SEARCH_CONTRAST) rc = build_match(&c, err);
     if (rc == SAE_OK) {
         if (o->kind == FEAT_SEARCH_TOKEN) rc = classify_token(&c, err);
