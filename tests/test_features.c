@@ -209,7 +209,8 @@ static void check_search(feat_search_kind kind) {
     assert_int_equal(sae_model_init(&m, &c, 512, 0, &err), 0);
     sae_model_init_params(&m, 11);
     double scale = 0.01; /* rows grow with their index: keep activations moderate */
-    feat_search_opts o = {.kind = kind, .regex = "^w[37]$", .offset = 1, .label_a = "ja", .label_b = "en", .batch = 512};
+    feat_search_opts o = {.kind = kind, .regex = "^w[37]$", .offset = 1, .label_a = "ja", .label_b = "en", .batch = 512,
+                          .sort = FEAT_SORT_AUROC};
     feat_search_result r;
     assert_int_equal(feat_search(&r, &m, scale, f, &o, &err), 0);
     /* direct: every activation, every class, by hand */
