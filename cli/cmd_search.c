@@ -119,7 +119,7 @@ static void print_null(const report *p) {
         return;
     }
     printf("by chance (%zu shuffles of the %llu A/B document labels, seed %llu): the best of %zu features reaches a %s "
-           "of %.4g (median), %.4g (95th percentile); the observed best %.4g has family-wise p = %.3g\n",
+           "of %.4g (median), %.4g (95th percentile); the observed best (%.4f) has family-wise p = %.3g\n",
            r->permutations, (unsigned long long)(r->n_pos + r->n_neg), (unsigned long long)p->o->seed, r->n, stat,
            r->null_median, r->null_p95, r->top_score, r->fwer_p);
     if (r->log10_labellings < log10(1.0 / r->p_needed))
@@ -500,6 +500,14 @@ int cmd_search(int argc, char **argv) {
         return CLI_EXIT_ERROR;
     }
     rc = data_actfile_open(&f, data, &err);
+    if (rc == SAE_OK) { /* a width mismatch is an error (printed), another model, layer or site a warning */
+        int prc = cli_check_provenance(sae_path, m.cfg.d, f);
+        if (prc) {
+            data_actfile_close(f);
+            sae_model_free(&m);
+            return prc;
+        }
+    }
     if (rc == SAE_OK && features) rc = feat_read(&fd, features, &err);
     if (rc == SAE_OK && fd && fd->M != m.cfg.m)
         rc = sae_error_set(&err, SAE_ERR_MISMATCH, features, "has %zu features but the SAE has %zu", fd->M, m.cfg.m);

@@ -729,7 +729,10 @@ static int attribute_search(feat_search_result *out, sae_model *m, double input_
     int rc = build_match(c, err);
     /* the vocabulary it matched, counted as the model's top-1 predictions */
     if (rc == SAE_OK && c->f->n_pred) rc = classify_predicted(c, 0, err);
+    /* feat__search_attribute starts from a cleared result: keep the universe */
+    uint64_t rows = out->universe_rows, docs = out->universe_docs;
     if (rc == SAE_OK) rc = feat__search_attribute(out, m, input_scale, c->f, c->o, c->universe, err);
+    out->universe_rows = rows, out->universe_docs = docs;
     for (size_t j = 0; rc == SAE_OK && j < out->n; j++) {
         feat_search_row *r = &out->rows[j];
         r->p_value = r->q_value = r->top_value = r->corr = NAN;
