@@ -221,8 +221,9 @@ static int build_match(search_ctx *c, sae_error *err) {
     data_actfile *f = c->f;
     const feat_search_opts *o = c->o;
     const char *flag = kind_flag(o->kind);
-    if (!f->vocab_size)
-        return sae_error_set(err, SAE_ERR_FORMAT, f->path, "%s needs /vocab in the data (`sae capture` writes it)", flag);
+    if (!f->vocab_size) /* a token search names /tokens too when both are missing */
+        return sae_error_set(err, SAE_ERR_FORMAT, f->path, "%s needs %s in the data (`sae capture` writes it)", flag,
+                             o->kind == FEAT_SEARCH_TOKEN && !f->has_tokens ? "/tokens and /vocab" : "/vocab");
     regex_t re, ex;
     int rc = compile(&re, o->regex, flag, err);
     if (rc < 0) return rc;

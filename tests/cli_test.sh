@@ -78,7 +78,7 @@ done <"$T/catalogue"
 expect 1 "No such file" -- "$SAE" train --data "$T/none.h5" --out "$T/o.h5"
 expect 2 "--out is the --data file" -- "$SAE" train --data "$T/good.h5" --out "$T/good.h5"
 expect 1 "cannot create the output: No such file or directory" -- "$SAE" train --data "$T/good.h5" --out "$T/nodir/o.h5"
-expect 1 "the data has d=8 but the SAE was trained on d=16" -- "$SAE" eval --sae "$T/good_sae.h5" --data "$T/good8.h5"
+expect 1 "was trained on d=16: it cannot encode these rows" -- "$SAE" eval --sae "$T/good_sae.h5" --data "$T/good8.h5"
 expect 1 "is an activation file, not an SAE" -- "$SAE" eval --sae "$T/good.h5" --data "$T/good.h5"
 expect 1 "not an HDF5 file" -- "$SAE" eval --sae "$T/text.h5" --data "$T/good.h5"
 
@@ -136,7 +136,7 @@ expect 2 "layer 2 is out of range: the model has 2 blocks (0..1)" -- "$SAE" capt
 expect 2 "--seq-len" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --layer 0 --seq-len 64 --out "$T/o.h5"
 expect 1 "document 2 (line 3) is not valid UTF-8" -- "$SAE" capture "${M[@]}" --corpus "$T/bad_utf8.txt" --layer 0 --out "$T/o.h5"
 expect 1 "empty corpus" -- "$SAE" capture "${M[@]}" --corpus "$T/empty.txt" --layer 0 --out "$T/o.h5"
-expect 1 "line 2: not a JSON object" -- "$SAE" capture "${M[@]}" --corpus "$T/bad.jsonl" --layer 0 --out "$T/o.h5"
+expect 1 'line 2: "text" must be a string' -- "$SAE" capture "${M[@]}" --corpus "$T/bad.jsonl" --layer 0 --out "$T/o.h5"
 expect 1 "No such file" -- "$SAE" capture "${M[@]}" --corpus "$T/none.txt" --layer 0 --out "$T/o.h5"
 expect 2 "required" -- "$SAE" capture "${M[@]}" --corpus "$T/good.jsonl" --out "$T/o.h5"
 no_file "$T/o.h5"
@@ -149,7 +149,10 @@ no_file "$T/o.h5"
 "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '^[aeiou]$' --offset 1 --json >"$T/out" 2>"$T/err" &&
     grep -q '"feature"' "$T/out" && ok || bad "search: $(cat "$T/err")"
 "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast en:ja --features "$T/feat.h5" >"$T/out" 2>"$T/err" &&
-    grep -q "variance ratio" "$T/out" && ok || bad "search contrast: $(cat "$T/err")"
+    grep -q "^by chance (1000 shuffles" "$T/out" && grep -q "allow only 2 distinct labellings" "$T/out" &&
+    ok || bad "search contrast: $(cat "$T/err" "$T/out")"
+"$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --contrast en:ja --pool none >"$T/out" 2>"$T/err" &&
+    grep -q "variance ratio" "$T/out" && ok || bad "search contrast per position: $(cat "$T/err")"
 "$SAE" info "$T/feat.h5" | grep -q "feature dictionary" && ok || bad "info on a features file"
 expect 2 "does not compile" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '(('
 expect 2 "matches no token of the vocabulary" -- "$SAE" search --sae "$T/cap_sae.h5" --data "$T/cap.h5" --token-regex '^zzzz$'
