@@ -60,8 +60,8 @@ static void print_where(const report *p) {
 
 static void print_universe(const report *p, const char *unit) {
     const feat_search_result *r = p->r;
-    printf("universe: %llu positions in %llu corpus documents", (unsigned long long)r->universe_rows,
-           (unsigned long long)r->universe_docs);
+    printf("universe: %llu positions in %llu corpus document%s", (unsigned long long)r->universe_rows,
+           (unsigned long long)r->universe_docs, r->universe_docs == 1 ? "" : "s");
     print_where(p);
     printf("; compared: %llu %s, %llu positive (base rate %.4g)\n", (unsigned long long)(r->n_pos + r->n_neg), unit,
            (unsigned long long)r->n_pos, r->base_rate);
@@ -152,9 +152,10 @@ static void print_contrast(const report *p) {
         }
         return;
     }
-    printf("contrast %s (%llu documents) vs %s (%llu documents), each feature pooled by its %s over a corpus "
+    printf("contrast %s (%llu document%s) vs %s (%llu document%s), each feature pooled by its %s over a corpus "
            "document's positions, %.1f s\n",
-           o->label_a, (unsigned long long)r->n_pos, o->label_b, (unsigned long long)r->n_neg,
+           o->label_a, (unsigned long long)r->n_pos, r->n_pos == 1 ? "" : "s", o->label_b,
+           (unsigned long long)r->n_neg, r->n_neg == 1 ? "" : "s",
            r->pool == FEAT_POOL_MAX ? "max" : "mean", p->secs);
     print_universe(p, "documents");
     print_min_count(p);
@@ -203,8 +204,8 @@ static void print_text(const report *p) {
         return;
     case FEAT_SEARCH_ATTRIBUTE:
         printf("features by direct contribution to the logits of predicted tokens matching '%s', %.1f s\n", o->regex, p->secs);
-        printf("universe: %llu positions in %llu corpus documents", (unsigned long long)r->universe_rows,
-               (unsigned long long)r->universe_docs);
+        printf("universe: %llu positions in %llu corpus document%s", (unsigned long long)r->universe_rows,
+               (unsigned long long)r->universe_docs, r->universe_docs == 1 ? "" : "s");
         print_where(p);
         printf("\n");
         print_matches(p, "top-1 predictions in the universe");
