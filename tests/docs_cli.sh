@@ -27,16 +27,6 @@ trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2 HDF5_USE_FILE_LOCKING=FALSE
 cd "$T"
 
-# expect_fail RC PHRASE CMD...: exit RC, exactly one "sae: error:" line holding PHRASE
-expect_fail() {
-    local want=$1 phrase=$2; shift 2
-    timeout 120 "$@" >out.txt 2>err.txt
-    local rc=$?
-    local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -ne "$want" ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want $want with '$phrase'): $(head -c 600 err.txt)"
-    fi
-}
 # has FILE TEXT: FILE contains TEXT
 has() { grep -qF -- "$2" "$1" || fail "$1 lacks '$2': $(head -c 800 "$1")"; }
 
@@ -81,7 +71,7 @@ assert sum(d['windows'] for d in j['docs']) == j['windows']
 assert sum(d['tokens'] for d in j['docs']) == j['tokens']
 assert j['docs'][3]['label'] == 'short' and j['docs'][3]['text_start'].strip().startswith('みかん')
 " || fail "sae docs --json: $(head -c 400 out.txt)"
-expect_fail 2 "--grep" "$S" docs a.h5 --grep ""
+expect_status 2 "--grep" "$S" docs a.h5 --grep ""
 expect_ok "$S" info a.h5
 has out.txt "9 corpus documents in"
 has out.txt "ja 4, en 4, short 1"
@@ -98,9 +88,9 @@ expect_ok "$S" eval --sae s.h5 --data mlp.h5
 expect_ok "$S" eval --sae s.h5 --data a.h5
 [ -s err.txt ] && fail "eval on its own data warns: $(cat err.txt)"
 expect_ok "$S" synth --out d32.h5 --n 2000 --d 32
-expect_fail 1 "d=32" "$S" eval --sae s.h5 --data d32.h5
-expect_fail 1 "d=32" "$S" features --sae s.h5 --data d32.h5 --out x.h5
-expect_fail 1 "d=32" "$S" viz trace --sae s.h5 --data d32.h5 --doc 0 --out x.png
+expect_status 1 "d=32" "$S" eval --sae s.h5 --data d32.h5
+expect_status 1 "d=32" "$S" features --sae s.h5 --data d32.h5 --out x.h5
+expect_status 1 "d=32" "$S" viz trace --sae s.h5 --data d32.h5 --doc 0 --out x.png
 
 # --- sae show: examples, --doc, --window, the data by absolute path ---
 expect_ok "$S" features --sae s.h5 --data a.h5 --out f.h5
@@ -118,9 +108,9 @@ expect_ok "$S" show ../f.h5 --feature "$J" --doc 0 --color never
 grep -qE "^feature $J on doc 0, window [0-9]+ of 5 \(file window [0-9]+\)" out.txt || fail "show --doc: $(head -c 400 out.txt)"
 expect_ok "$S" show ../f.h5 --feature "$J" --doc 1 --window 2 --color never
 has out.txt "on doc 1, window 2 of 5 (file window 7)"
-expect_fail 2 "9 is out of range: there are 9 corpus documents" "$S" show ../f.h5 --feature "$J" --doc 9
-expect_fail 2 "corpus document 1 has 5 windows" "$S" show ../f.h5 --feature "$J" --doc 1 --window 5
-expect_fail 2 "--window is used only with --doc" "$S" show ../f.h5 --feature "$J" --window 1
+expect_status 2 "9 is out of range: there are 9 corpus documents" "$S" show ../f.h5 --feature "$J" --doc 9
+expect_status 2 "corpus document 1 has 5 windows" "$S" show ../f.h5 --feature "$J" --doc 1 --window 5
+expect_status 2 "--window is used only with --doc" "$S" show ../f.h5 --feature "$J" --window 1
 expect_ok "$S" show ../f.h5 --feature "$J" --json --doc 1
 "$PY" -c "
 import json
@@ -141,7 +131,7 @@ mkdir moved && cp f.h5 moved/ && mv a.h5 moved/a_copy.h5
 expect_ok "$S" show moved/f.h5 --feature "$J"
 has err.txt "$T/a.h5"
 has err.txt "same identity"
-expect_fail 1 "$T/a.h5" "$S" show moved/f.h5 --feature "$J" --doc 0
+expect_status 1 "$T/a.h5" "$S" show moved/f.h5 --feature "$J" --doc 0
 expect_ok "$S" show moved/f.h5 --feature "$J" --data moved/a_copy.h5
 [ -s err.txt ] && fail "show --data with a copy warns: $(cat err.txt)"
 expect_ok "$S" show moved/f.h5 --feature "$J" --data mlp.h5
@@ -153,10 +143,10 @@ expect_ok "$S" viz trace --sae s.h5 --data a.h5 --doc 2 --window 1 --out tr.png
 has err.txt "doc 2, window 1 of 6 (file window 11)"
 expect_ok "$S" viz text --sae s.h5 --data a.h5 --doc 1 --feature "$J" --out tx.png
 grep -qE "doc 1, window [0-4] of 5" err.txt || fail "viz text: $(cat err.txt)"
-expect_fail 2 "--len is not used by viz text" "$S" viz text --sae s.h5 --data a.h5 --doc 1 --feature "$J" --len 5 --out tx.png
-expect_fail 2 "--start: 200 is beyond the window" "$S" viz trace --sae s.h5 --data a.h5 --doc 1 --window 0 --start 200 --out tr.png
-expect_fail 2 "--doc: 9 is out of range" "$S" viz trace --sae s.h5 --data a.h5 --doc 9 --out tr.png
-expect_fail 2 "--window: 6 is out of range" "$S" viz text --sae s.h5 --data a.h5 --doc 2 --window 6 --feature 1 --out tx.png
+expect_status 2 "--len is not used by viz text" "$S" viz text --sae s.h5 --data a.h5 --doc 1 --feature "$J" --len 5 --out tx.png
+expect_status 2 "--start: 200 is beyond the window" "$S" viz trace --sae s.h5 --data a.h5 --doc 1 --window 0 --start 200 --out tr.png
+expect_status 2 "--doc: 9 is out of range" "$S" viz trace --sae s.h5 --data a.h5 --doc 9 --out tr.png
+expect_status 2 "--window: 6 is out of range" "$S" viz text --sae s.h5 --data a.h5 --doc 2 --window 6 --feature 1 --out tx.png
 
 # an older features file: a relative data path and no identity, read from its folder
 if "$PY" -c "import h5py" 2>/dev/null; then

@@ -3,15 +3,31 @@
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# expect_error PHRASE CMD...: exit 1 within 120 s, one "sae: error:" line holding PHRASE
-expect_error() {
-    local phrase=$1; shift
-    timeout 120 "$@" >out.txt 2>err.txt
+# expect_status RC PHRASE CMD...: exit RC (1 runtime, 2 usage, "1|2" either)
+# within 120 s, with exactly one "sae: error:" line, holding PHRASE
+expect_status() {
+    local want=$1 phrase=$2; shift 2
+    timeout 120 "$@" >out.txt 2>err.txt </dev/null
     local rc=$?
     local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -ne 1 ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want 1 with '$phrase'): $(head -c 600 err.txt)"
+    case "|$want|" in *"|$rc|"*) ;; *) n=-1 ;; esac
+    if [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
+        fail "$* -> rc=$rc (want $want with '$phrase'): $(head -c 600 err.txt)"
     fi
+}
+expect_error() { expect_status 1 "$@"; }   # PHRASE CMD...: a runtime error
+expect_usage() { expect_status 2 "$@"; }   # PHRASE CMD...: a usage error
+expect_fail() { expect_status "1|2" "$@"; } # PHRASE CMD...: either
+
+# need_h5py: PY becomes a python3 that imports h5py and numpy, or the test is
+# skipped (exit 77)
+need_h5py() {
+    PY=
+    for p in /usr/bin/python3 "$(command -v python3)"; do
+        if [ -x "$p" ] && "$p" -c "import h5py, numpy" 2>/dev/null; then PY=$p; return; fi
+    done
+    echo "SKIP: h5py/numpy not importable (apt-get install python3-h5py to run this test)"
+    exit 77
 }
 
 # expect_ok CMD...: exit 0 within 120 s

@@ -14,16 +14,6 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
 
-# expect_usage PHRASE CMD...: exit 2, exactly one "sae: error:" line holding PHRASE
-expect_usage() {
-    local phrase=$1; shift
-    timeout 60 "$@" >out.txt 2>err.txt </dev/null
-    local rc=$?
-    local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -ne 2 ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want 2 with '$phrase'): $(head -c 600 err.txt)"
-    fi
-}
 
 # values
 expect_usage "--log is given twice" "$SAE" train --data d.h5 --out s.h5 --log a.jsonl --log b.jsonl

@@ -11,15 +11,8 @@
 # Files are made with h5py; without it the test is skipped (exit 77).
 set -u
 S=$1
-PY=
-for p in /usr/bin/python3 "$(command -v python3)"; do
-    if [ -x "$p" ] && "$p" -c "import h5py, numpy" 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-    echo "SKIP: h5py/numpy not importable (apt-get install python3-h5py to run this test)"
-    exit 77
-fi
 . "$(dirname "$0")/expect.sh"
+need_h5py
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2 HDF5_USE_FILE_LOCKING=FALSE

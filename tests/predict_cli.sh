@@ -19,30 +19,13 @@ if [ ! -f "$M/stories260K.bin" ]; then
     echo "SKIP: $M not found (set SAE_SHARED to the shared folder)"
     exit 77
 fi
-PY=
-for p in /usr/bin/python3 "$(command -v python3)"; do
-    if [ -x "$p" ] && "$p" -c "import h5py, numpy" 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-    echo "SKIP: h5py/numpy not importable (apt-get install python3-h5py to run this test)"
-    exit 77
-fi
 . "$HERE/expect.sh"
+need_h5py
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2 HDF5_USE_FILE_LOCKING=FALSE
 cd "$T"
 
-# expect_usage PHRASE CMD...: exit 2 (a usage error), one "sae: error:" line holding PHRASE
-expect_usage() {
-    local phrase=$1; shift
-    timeout 120 "$@" >out.txt 2>err.txt
-    local rc=$?
-    local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -ne 2 ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want 2 with '$phrase'): $(head -c 600 err.txt)"
-    fi
-}
 
 cat >c.jsonl <<'EOF'
 {"text": "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", "label": "en", "id": 17, "source": {"book": "tiny", "page": 3}}

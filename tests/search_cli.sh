@@ -7,30 +7,13 @@
 # Without h5py the test is skipped (exit 77).
 set -u
 S=$1
-PY=
-for p in /usr/bin/python3 "$(command -v python3)"; do
-    if [ -x "$p" ] && "$p" -c "import h5py, numpy" 2>/dev/null; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-    echo "SKIP: h5py/numpy not importable (apt-get install python3-h5py to run this test)"
-    exit 77
-fi
 . "$(dirname "$0")/expect.sh"
+need_h5py
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=2 HDF5_USE_FILE_LOCKING=FALSE
 cd "$T"
 
-# expect_fail PHRASE CMD...: a non-zero exit (1 runtime, 2 usage) and one error line holding PHRASE
-expect_fail() {
-    local phrase=$1; shift
-    timeout 120 "$@" >out.txt 2>err.txt
-    local rc=$?
-    local n; n=$(grep -c '^sae: error:' err.txt)
-    if [ $rc -eq 0 ] || [ $rc -gt 2 ] || [ "$n" -ne 1 ] || ! grep -qF -- "$phrase" err.txt; then
-        fail "$* -> rc=$rc (want 1 or 2 with '$phrase'): $(head -c 600 err.txt)"
-    fi
-}
 
 "$PY" - <<'EOF'
 import h5py, numpy as np
