@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == SAE_OK) {
         /* every card: ids index /vocab, labels are printed */
         const char *out = fuzz_scratch_path(".cards.jsonl");
-        feat_write_json(fd, out, &err);
+        feat_write_json(fd, NULL, out, &err); /* no data file: the cards alone */
         remove(out);
         feat_free(fd);
     }
