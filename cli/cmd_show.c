@@ -23,13 +23,6 @@ typedef struct {
     char **vocab;
 } show_data;
 
-/* 1 when vocabulary piece p is a byte-fallback piece "<0xXX>" of a UTF-8
- * continuation byte (10xxxxxx): it belongs to the character before it. */
-static int is_continuation(const char *p) {
-    unsigned b;
-    return strlen(p) == 6 && sscanf(p, "<0x%02X>", &b) == 1 && (b & 0xC0) == 0x80;
-}
-
 static const char *piece(const show_data *sd, int32_t id) {
     return id >= 0 && (size_t)id < sd->f->vocab_size && sd->vocab[id] ? sd->vocab[id] : "<?>";
 }
@@ -43,74 +36,31 @@ static void ids_text(const show_data *sd, const int32_t *ids, size_t n, const ch
 typedef struct {
     int64_t row;
     float value;
-    int located;     /* the data is open: window, doc and pos are set */
-    size_t window, doc, win_index, win_count, pos;
-    int has_text;
-    char before[4096], token[512], after[4096];
-    int cut_before, cut_after;
+    int located; /* the data is open: at holds its place (and text) */
+    data_example at;
 } example;
 
-/* The example at row with `context` tokens either side, within its window;
- * the marked token is widened to whole characters (byte-fallback pieces). */
 static void locate(const show_data *sd, int64_t row, float value, size_t context, const char *newline, example *ex) {
-    memset(ex, 0, sizeof *ex);
-    ex->row = row, ex->value = value;
+    ex->row = row, ex->value = value, ex->located = 0;
     if (row < 0 || !sd->f || !sd->has_docs || (uint64_t)row >= sd->f->n) return;
-    const data_docs *d = &sd->docs;
-    size_t w = data_docs_window_of_row(d, row), doc = (size_t)d->win_doc[w];
-    ex->located = 1, ex->window = w, ex->doc = doc;
-    ex->win_index = w - (size_t)d->doc_win[doc], ex->win_count = (size_t)(d->doc_win[doc + 1] - d->doc_win[doc]);
-    size_t lo = (size_t)d->win_off[w], hi = (size_t)d->win_off[w + 1], r = (size_t)row;
-    ex->pos = r - lo;
-    if (!sd->f->has_tokens || !sd->vocab) return;
-    size_t s = r >= lo + context ? r - context : lo, e = r + context + 1 < hi ? r + context + 1 : hi;
-    if (e - s > 1024) return; /* a --context beyond display: positions only */
-    int32_t tok[1024];
     sae_error err = {0};
-    if (data_actfile_read_tokens(sd->f, s, e - s, tok, &err) < 0) return;
-    size_t a = r - s, b = a + 1; /* the marked span [a, b) */
-    while (a > 0 && is_continuation(piece(sd, tok[a]))) a--;
-    while (b < e - s && is_continuation(piece(sd, tok[b]))) b++;
-    ids_text(sd, tok, a, newline, ex->before, sizeof ex->before);
-    ids_text(sd, tok + a, b - a, newline, ex->token, sizeof ex->token);
-    ids_text(sd, tok + b, e - s - b, newline, ex->after, sizeof ex->after);
-    ex->has_text = 1, ex->cut_before = s > lo, ex->cut_after = e < hi;
+    ex->located = 1;
+    if (data_example_at(&ex->at, sd->f, &sd->docs, (const char *const *)sd->vocab, sd->f->vocab_size, row, context,
+                        newline, &err) < 0) /* the place is known; only the text is missing */
+        cli_warn("%s: %s; example row %lld shown without its text", err.subject, err.msg, (long long)row);
 }
 
-static void print_example(const show_data *sd, const example *ex, int color) {
+static void print_example(const example *ex, int color) {
     if (ex->row < 0) return;
+    const data_example *at = &ex->at;
     printf("    %8.3f  row %lld", ex->value, (long long)ex->row);
     if (ex->located)
-        printf("  doc %zu, window %zu of %zu (file window %zu), pos %zu", ex->doc, ex->win_index, ex->win_count,
-               ex->window, ex->pos);
-    if (ex->has_text)
-        printf("  %s%s%s%s%s%s%s", ex->cut_before ? "…" : "", ex->before, color ? "\033[1;30;43m" : "[", ex->token,
-               color ? "\033[0m" : "]", ex->after, ex->cut_after ? "…" : "");
-    (void)sd;
+        printf("  doc %zu, window %zu of %zu (file window %zu), pos %zu", at->doc, at->window, at->windows,
+               at->file_window, at->pos);
+    if (ex->located && at->has_text)
+        printf("  %s%s%s%s%s%s%s", at->cut_before ? "…" : "", at->before, color ? "\033[1;30;43m" : "[", at->token,
+               color ? "\033[0m" : "]", at->after, at->cut_after ? "…" : "");
     printf("\n");
-}
-
-static cJSON *example_json(const example *ex, double quantile) {
-    cJSON *o = cJSON_CreateObject();
-    if (quantile >= 0) cJSON_AddNumberToObject(o, "quantile", quantile);
-    cJSON_AddNumberToObject(o, "value", ex->value);
-    cJSON_AddNumberToObject(o, "row", (double)ex->row);
-    if (ex->located) {
-        cJSON_AddNumberToObject(o, "doc", (double)ex->doc);
-        cJSON_AddNumberToObject(o, "window", (double)ex->win_index);
-        cJSON_AddNumberToObject(o, "windows", (double)ex->win_count);
-        cJSON_AddNumberToObject(o, "file_window", (double)ex->window);
-        cJSON_AddNumberToObject(o, "pos", (double)ex->pos);
-    }
-    if (ex->has_text) {
-        cJSON_AddStringToObject(o, "before", ex->before);
-        cJSON_AddStringToObject(o, "token", ex->token);
-        cJSON_AddStringToObject(o, "after", ex->after);
-        char ctx[9000];
-        snprintf(ctx, sizeof ctx, "%s[%s]%s", ex->before, ex->token, ex->after);
-        cJSON_AddStringToObject(o, "context", ctx);
-    }
-    return o;
 }
 
 /* --- the card ------------------------------------------------------------------ */
@@ -142,8 +92,6 @@ static cJSON *tokens_json(const feat_dict *fd, const int32_t *ids, const void *v
     return a;
 }
 
-static const double QUANTILE_LEVELS[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
-
 static void print_card(const feat_dict *fd, size_t j, const show_data *sd, size_t examples, int color) {
     size_t T = FEAT_TOP_TOKENS, L = FEAT_LENS, N = fd->top_n;
     printf("feature %zu  %s\n", j, fd->label[j] && fd->label[j][0] ? fd->label[j] : "(no label)");
@@ -174,12 +122,12 @@ static void print_card(const feat_dict *fd, size_t j, const show_data *sd, size_
     printf("  top examples\n");
     for (size_t i = 0; i < examples && i < N; i++) {
         locate(sd, fd->top_row[j * N + i], fd->top_val[j * N + i], fd->context, "⏎", &ex);
-        print_example(sd, &ex, color);
+        print_example(&ex, color);
     }
     printf("  examples at activation quantiles 0.1 0.3 0.5 0.7 0.9\n");
     for (int q = 0; q < FEAT_QUANTILES; q++) {
         locate(sd, fd->q_row[j * FEAT_QUANTILES + q], fd->q_val[j * FEAT_QUANTILES + q], fd->context, "⏎", &ex);
-        print_example(sd, &ex, color);
+        print_example(&ex, color);
     }
 }
 
@@ -217,13 +165,13 @@ static cJSON *card_json(const feat_dict *fd, size_t j, const show_data *sd, size
     for (size_t i = 0; i < examples && i < N; i++) {
         if (fd->top_row[j * N + i] < 0) continue;
         locate(sd, fd->top_row[j * N + i], fd->top_val[j * N + i], fd->context, "\n", &ex);
-        cJSON_AddItemToArray(top, example_json(&ex, -1));
+        cJSON_AddItemToArray(top, feat_example_json(ex.located ? &ex.at : NULL, ex.value, ex.row, -1));
     }
     cJSON *qa = cJSON_AddArrayToObject(c, "quantile_examples");
     for (int q = 0; q < FEAT_QUANTILES; q++) {
         if (fd->q_row[j * FEAT_QUANTILES + q] < 0) continue;
         locate(sd, fd->q_row[j * FEAT_QUANTILES + q], fd->q_val[j * FEAT_QUANTILES + q], fd->context, "\n", &ex);
-        cJSON_AddItemToArray(qa, example_json(&ex, QUANTILE_LEVELS[q]));
+        cJSON_AddItemToArray(qa, feat_example_json(ex.located ? &ex.at : NULL, ex.value, ex.row, feat_quantile_levels[q]));
     }
     return c;
 }
@@ -335,7 +283,7 @@ static void print_doc_view(const show_data *sd, const doc_view *dv, size_t j, in
     printf("  ");
     for (size_t i = 0; i < dv->n;) {
         size_t e = i + 1;
-        while (e < dv->n && is_continuation(piece(sd, dv->ids[e]))) e++;
+        while (e < dv->n && data_vocab_is_continuation(piece(sd, dv->ids[e]))) e++;
         float v = 0;
         for (size_t k = i; k < e; k++) v = fmaxf(v, dv->act[k]);
         char text[1024];

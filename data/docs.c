@@ -91,6 +91,39 @@ int data_docs_resolve(const data_docs *d, size_t doc, size_t window, size_t *out
     return SAE_OK;
 }
 
+int data_vocab_is_continuation(const char *piece) {
+    unsigned b;
+    return piece && strlen(piece) == 6 && sscanf(piece, "<0x%02X>", &b) == 1 && (b & 0xC0) == 0x80;
+}
+
+static int continues(const char *const *vocab, size_t vocab_size, int32_t id) {
+    return id >= 0 && (size_t)id < vocab_size && data_vocab_is_continuation(vocab[id]);
+}
+
+int data_example_at(data_example *ex, data_actfile *f, const data_docs *d, const char *const *vocab,
+                    size_t vocab_size, int64_t row, size_t context, const char *newline, sae_error *err) {
+    memset(ex, 0, sizeof *ex);
+    size_t w = data_docs_window_of_row(d, row), doc = (size_t)d->win_doc[w];
+    size_t lo = (size_t)d->win_off[w], hi = (size_t)d->win_off[w + 1], r = (size_t)row;
+    ex->row = row, ex->doc = doc, ex->file_window = w;
+    ex->window = w - (size_t)d->doc_win[doc];
+    ex->windows = (size_t)(d->doc_win[doc + 1] - d->doc_win[doc]);
+    ex->pos = r - lo;
+    if (!vocab || !f->has_tokens || context > DATA_EXAMPLE_MAX_CONTEXT) return SAE_OK;
+    size_t s = r >= lo + context ? r - context : lo, e = r + context + 1 < hi ? r + context + 1 : hi;
+    int32_t tok[2 * DATA_EXAMPLE_MAX_CONTEXT + 1];
+    int rc = data_actfile_read_tokens(f, s, e - s, tok, err);
+    if (rc < 0) return rc;
+    size_t a = r - s, b = a + 1; /* the marked span [a, b) */
+    while (a > 0 && continues(vocab, vocab_size, tok[a])) a--;
+    while (b < e - s && continues(vocab, vocab_size, tok[b])) b++;
+    data_vocab_text(ex->before, sizeof ex->before, vocab, vocab_size, tok, a, newline);
+    data_vocab_text(ex->token, sizeof ex->token, vocab, vocab_size, tok + a, b - a, newline);
+    data_vocab_text(ex->after, sizeof ex->after, vocab, vocab_size, tok + b, e - s - b, newline);
+    ex->has_text = 1, ex->cut_before = s > lo, ex->cut_after = e < hi;
+    return SAE_OK;
+}
+
 /* Length of the valid UTF-8 character starting at s (n bytes left), 0 if invalid. */
 static size_t utf8_char(const unsigned char *s, size_t n) {
     size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;

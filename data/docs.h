@@ -62,6 +62,30 @@ int data_docs_resolve(const data_docs *d, size_t doc, size_t window, size_t *out
 size_t data_vocab_text(char *buf, size_t cap, const char *const *vocab, size_t vocab_size,
                        const int32_t *ids, size_t n, const char *newline);
 
+/* 1 when piece is a byte-fallback piece "<0xXX>" of a UTF-8 continuation byte
+ * (10xxxxxx): it belongs to the character before it. */
+int data_vocab_is_continuation(const char *piece);
+
+/* --- an example position, located and in its context --------------------------
+ * Where row lies (corpus document, window of that document, the file's window,
+ * position in the window) and, given a vocabulary and a file with /tokens, its
+ * text: up to `context` tokens either side within its window, split around the
+ * token, which is widened to whole characters where byte-fallback pieces split
+ * one. `sae show`, `sae show --json` and the features JSON all use it. */
+#define DATA_EXAMPLE_MAX_CONTEXT 512 /* wider contexts: location only */
+typedef struct data_example {
+    int64_t row;
+    size_t doc, window, windows, file_window, pos; /* window: from 0 within doc, of windows */
+    int has_text;
+    int cut_before, cut_after; /* the context stops short of the window's edge */
+    char before[8192], token[1024], after[8192];
+} data_example;
+
+/* row must be in 0 .. d->n_rows - 1; vocab may be NULL (location only).
+ * newline as in data_vocab_text. Errors: the token read failed. */
+int data_example_at(data_example *ex, data_actfile *f, const data_docs *d, const char *const *vocab,
+                    size_t vocab_size, int64_t row, size_t context, const char *newline, sae_error *err);
+
 /* --- which file, and what it was captured from ---------------------------------
  * A data file's identity: its absolute path (only shown: a copy or a move keeps
  * the identity), its shape, and a content fingerprint, an FNV-1a hash of the

@@ -12,6 +12,7 @@
 _Static_assert(FEAT_BIN_SAMPLES >= FEAT_QUANTILES, "distinct levels need a sample each");
 /* the levels in tenths, so that ranks are computed in integers */
 static const unsigned QUANTILE_TENTHS[FEAT_QUANTILES] = {1, 3, 5, 7, 9};
+const double feat_quantile_levels[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9}; /* the same, as shown */
 
 feat_opts feat_default_opts(void) {
     feat_opts o = {.top_n = 32, .context = 8, .batch = 4096};

@@ -100,6 +100,16 @@ int feat_build(feat_dict **out, sae_model *m, double input_scale, data_actfile *
                const feat_opts *opts, feat_progress_cb cb, void *user, sae_error *err);
 void feat_free(feat_dict *fd);
 
+/* The quantile levels of q_val / q_row: 0.1 0.3 0.5 0.7 0.9. */
+extern const double feat_quantile_levels[FEAT_QUANTILES];
+
+/* One example as JSON, the same in the features JSON and `sae show --json`:
+ * quantile (when >= 0), value, row, and where ex (when not NULL) puts it: doc,
+ * window, windows, file_window, pos; with text, before, token, after and
+ * context = before "[" token "]" after. NULL when out of memory. */
+struct cJSON;
+struct cJSON *feat_example_json(const data_example *ex, float value, int64_t row, double quantile);
+
 /* Features file (HDF5; layout in the README), written atomically. */
 int feat_write(const feat_dict *fd, const char *path, sae_error *err);
 int feat_read(feat_dict **out, const char *path, sae_error *err);

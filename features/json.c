@@ -24,12 +24,6 @@
 #include "data/h5.h"
 #include "features/feat_internal.h"
 
-static const double QUANTILE_LEVEL[FEAT_QUANTILES] = {0.1, 0.3, 0.5, 0.7, 0.9};
-
-/* contexts longer than this either side keep their location but no text */
-#define JSON_MAX_CONTEXT 512
-#define JSON_TEXT_CAP 8192
-
 static cJSON *tok_array(const feat_dict *fd, const int32_t *ids, const void *vals, int is_f32, size_t n) {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < n && ids[i] >= 0; i++) {
@@ -52,62 +46,51 @@ typedef struct {
     size_t vocab_size;
     char **own_vocab;       /* read here when the dictionary has none */
     size_t context;
-    int32_t tok[2 * JSON_MAX_CONTEXT + 1];
-    char before[JSON_TEXT_CAP], token[JSON_TEXT_CAP], after[JSON_TEXT_CAP], joined[3 * JSON_TEXT_CAP + 4];
+    data_example ex;
 } example_src;
 
-/* 1 when id is a byte-fallback piece "<0xXX>" of a UTF-8 continuation byte
- * (10xxxxxx): it belongs to the character before it. */
-static int is_continuation(const example_src *src, int32_t id) {
-    if (id < 0 || (size_t)id >= src->vocab_size || !src->vocab[id]) return 0;
-    unsigned b;
-    const char *p = src->vocab[id];
-    return strlen(p) == 6 && sscanf(p, "<0x%02X>", &b) == 1 && (b & 0xC0) == 0x80;
-}
-
-/* The text of the example at row: the tokens of its window within context of
- * it, split around it. */
-static int example_text(example_src *src, size_t lo, size_t hi, size_t r, sae_error *err) {
-    size_t c = src->context;
-    size_t s = r >= lo + c ? r - c : lo, e = r + c + 1 < hi ? r + c + 1 : hi;
-    int rc = data_actfile_read_tokens(src->f, s, e - s, src->tok, err);
-    if (rc < 0) return rc;
-    size_t a = r - s, b = a + 1; /* the marked span [a, b) */
-    while (a > 0 && is_continuation(src, src->tok[a])) a--;
-    while (b < e - s && is_continuation(src, src->tok[b])) b++;
-    data_vocab_text(src->before, sizeof src->before, src->vocab, src->vocab_size, src->tok, a, "\n");
-    data_vocab_text(src->token, sizeof src->token, src->vocab, src->vocab_size, src->tok + a, b - a, "\n");
-    data_vocab_text(src->after, sizeof src->after, src->vocab, src->vocab_size, src->tok + b, e - s - b, "\n");
-    snprintf(src->joined, sizeof src->joined, "%s[%s]%s", src->before, src->token, src->after);
-    return 0;
+cJSON *feat_example_json(const data_example *ex, float value, int64_t row, double quantile) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    int ok = 1;
+    if (quantile >= 0) ok &= cJSON_AddNumberToObject(o, "quantile", quantile) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "value", value) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "row", (double)row) != NULL;
+    if (ex) {
+        ok &= cJSON_AddNumberToObject(o, "doc", (double)ex->doc) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "window", (double)ex->window) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "windows", (double)ex->windows) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "file_window", (double)ex->file_window) != NULL;
+        ok &= cJSON_AddNumberToObject(o, "pos", (double)ex->pos) != NULL;
+    }
+    if (ex && ex->has_text) {
+        ok &= cJSON_AddStringToObject(o, "before", ex->before) != NULL;
+        ok &= cJSON_AddStringToObject(o, "token", ex->token) != NULL;
+        ok &= cJSON_AddStringToObject(o, "after", ex->after) != NULL;
+        size_t n = strlen(ex->before) + strlen(ex->token) + strlen(ex->after) + 3;
+        char *ctx = sae_malloc(n);
+        if (ctx) snprintf(ctx, n, "%s[%s]%s", ex->before, ex->token, ex->after);
+        ok &= ctx && cJSON_AddStringToObject(o, "context", ctx) != NULL;
+        sae_free(ctx);
+    }
+    if (!ok) cJSON_Delete(o), o = NULL;
+    return o;
 }
 
 /* One example (level < 0 for a top example) added to array a. */
 static int add_example(cJSON *a, example_src *src, double level, float value, int64_t row, sae_error *err) {
-    cJSON *o = cJSON_CreateObject();
+    const data_example *ex = NULL;
+    if (src->has_docs && row >= 0 && (uint64_t)row < src->docs.n_rows) {
+        int rc = data_example_at(&src->ex, src->f, &src->docs, src->vocab, src->vocab_size, row, src->context,
+                                 "\n", err);
+        if (rc < 0) return rc;
+        ex = &src->ex;
+    }
+    cJSON *o = feat_example_json(ex, value, row, level);
     if (!o || !cJSON_AddItemToArray(a, o)) {
         cJSON_Delete(o);
         return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
-    if (level >= 0) cJSON_AddNumberToObject(o, "quantile", level);
-    cJSON_AddNumberToObject(o, "value", value);
-    cJSON_AddNumberToObject(o, "row", (double)row);
-    if (!src->has_docs || row < 0 || (uint64_t)row >= src->docs.n_rows) return SAE_OK;
-    const data_docs *d = &src->docs;
-    size_t w = data_docs_window_of_row(d, row), doc = (size_t)d->win_doc[w];
-    size_t lo = (size_t)d->win_off[w], hi = (size_t)d->win_off[w + 1];
-    cJSON_AddNumberToObject(o, "doc", (double)doc);
-    cJSON_AddNumberToObject(o, "window", (double)(w - (size_t)d->doc_win[doc]));
-    cJSON_AddNumberToObject(o, "windows", (double)(d->doc_win[doc + 1] - d->doc_win[doc]));
-    cJSON_AddNumberToObject(o, "file_window", (double)w);
-    cJSON_AddNumberToObject(o, "pos", (double)((size_t)row - lo));
-    if (!src->vocab || src->context > JSON_MAX_CONTEXT) return SAE_OK;
-    int rc = example_text(src, lo, hi, (size_t)row, err);
-    if (rc < 0) return rc;
-    cJSON_AddStringToObject(o, "before", src->before);
-    cJSON_AddStringToObject(o, "token", src->token);
-    cJSON_AddStringToObject(o, "after", src->after);
-    cJSON_AddStringToObject(o, "context", src->joined);
     return SAE_OK;
 }
 
@@ -156,7 +139,7 @@ static int feature_json(cJSON **out, const feat_dict *fd, size_t j, example_src 
         rc = add_example(top, src, -1, fd->top_val[j * N + i], fd->top_row[j * N + i], err);
     for (size_t q = 0; rc == SAE_OK && q < Q; q++)
         if (fd->q_row[j * Q + q] >= 0)
-            rc = add_example(qex, src, QUANTILE_LEVEL[q], fd->q_val[j * Q + q], fd->q_row[j * Q + q], err);
+            rc = add_example(qex, src, feat_quantile_levels[q], fd->q_val[j * Q + q], fd->q_row[j * Q + q], err);
     return rc;
 }
 
