@@ -22,30 +22,18 @@ void cli_window_name(char *buf, size_t cap, const data_docs *d, size_t w) {
 /* Distinct labels with their number of corpus documents, in first-seen order. */
 void cli_print_label_counts(const data_docs *d, const char *indent) {
     if (!d->doc_label) return;
-    size_t n = 0, cap = 0, *count = NULL;
-    const char **names = NULL;
-    for (size_t i = 0; i < d->n_docs; i++) {
-        size_t k = 0;
-        while (k < n && strcmp(names[k], d->doc_label[i]) != 0) k++;
-        if (k == n) {
-            if (n == cap) {
-                size_t nc = cap ? 2 * cap : 16;
-                const char **nn = sae_realloc_n(names, nc, sizeof *nn);
-                if (nn) names = nn;
-                size_t *ncount = nn ? sae_realloc_n(count, nc, sizeof *ncount) : NULL;
-                if (ncount) count = ncount;
-                if (!nn || !ncount) break; /* out of memory: print what was counted */
-                cap = nc;
-            }
-            names[n] = d->doc_label[i], count[n++] = 0;
-        }
-        count[k]++;
+    data_label_count *lc;
+    size_t n;
+    sae_error err = {0};
+    if (data_docs_labels(d, &lc, &n, &err) < 0) {
+        cli_warn("cannot count the labels: %s", err.msg);
+        return;
     }
     printf("%slabels       ", indent);
     for (size_t k = 0; k < n && k < 40; k++)
-        printf("%s%s %zu", k ? ", " : "", names[k][0] ? names[k] : "(none)", count[k]);
+        printf("%s%s %zu", k ? ", " : "", lc[k].label[0] ? lc[k].label : "(none)", lc[k].docs);
     printf("%s (corpus documents)\n", n > 40 ? ", ..." : "");
-    sae_free(names), sae_free(count);
+    sae_free(lc);
 }
 
 int cli_encode_rows(sae_model *m, double scale, data_actfile *f, size_t r0, size_t r1, const size_t *ids, size_t nf,

@@ -61,6 +61,34 @@ int data_docs_load(data_docs *out, data_actfile *f, sae_error *err) {
     return rc;
 }
 
+static int by_label_then_doc(const void *a, const void *b) {
+    const data_label_count *x = a, *y = b;
+    int c = strcmp(x->label, y->label);
+    return c ? c : (x->first_doc > y->first_doc) - (x->first_doc < y->first_doc);
+}
+static int by_first_doc(const void *a, const void *b) {
+    const data_label_count *x = a, *y = b;
+    return (x->first_doc > y->first_doc) - (x->first_doc < y->first_doc);
+}
+
+int data_docs_labels(const data_docs *d, data_label_count **out, size_t *n, sae_error *err) {
+    *out = NULL, *n = 0;
+    if (!d->doc_label || !d->n_docs) return SAE_OK;
+    data_label_count *lc = sae_calloc_n(d->n_docs, sizeof *lc);
+    if (!lc) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < d->n_docs; i++) lc[i] = (data_label_count){d->doc_label[i], 1, i};
+    /* equal labels become runs, each led by its first document; merge the runs */
+    qsort(lc, d->n_docs, sizeof *lc, by_label_then_doc);
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_docs; i++) {
+        if (k && strcmp(lc[k - 1].label, lc[i].label) == 0) lc[k - 1].docs++;
+        else lc[k++] = lc[i];
+    }
+    qsort(lc, k, sizeof *lc, by_first_doc);
+    *out = lc, *n = k;
+    return SAE_OK;
+}
+
 size_t data_docs_window_of_row(const data_docs *d, int64_t row) {
     size_t a = 0, b = d->n_windows; /* win_off[a] <= row < win_off[b] */
     while (a + 1 < b) {

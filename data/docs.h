@@ -40,6 +40,16 @@ typedef struct data_docs {
 int data_docs_load(data_docs *out, data_actfile *f, sae_error *err);
 void data_docs_free(data_docs *d);
 
+/* The distinct labels of the corpus documents in order of first appearance,
+ * with the number of documents carrying each (label pointers into d). O(D log D),
+ * so a corpus whose every document has its own label costs no more than one
+ * with two. *out is NULL and *n 0 for a file without labels; free with sae_free. */
+typedef struct data_label_count {
+    const char *label;
+    size_t docs, first_doc;
+} data_label_count;
+int data_docs_labels(const data_docs *d, data_label_count **out, size_t *n, sae_error *err);
+
 /* The window holding row (0 <= row < n_rows), by binary search. */
 size_t data_docs_window_of_row(const data_docs *d, int64_t row);
 static inline size_t data_docs_doc_of_row(const data_docs *d, int64_t row) {

@@ -86,21 +86,26 @@ int feat_where_parse(feat_where *out, const char *text, sae_error *err) {
     return SAE_OK;
 }
 
-/* "en, ja" (distinct window labels, in order of first appearance) */
-static void labels_present(const data_docs *d, char *buf, size_t cap) {
-    size_t o = 0;
+/* "'en', 'ja'" (the distinct labels, in order of first appearance; quote 0:
+ * "en, ja"), cut with "..." to fit cap */
+static void labels_present(const data_docs *d, char *buf, size_t cap, int quote) {
+    data_label_count *lc;
+    size_t n, o = 0;
+    sae_error ignore = {0};
     buf[0] = 0;
-    for (size_t w = 0; d->win_label && w < d->n_windows; w++) {
-        int seen = 0;
-        for (size_t v = 0; v < w && !seen; v++) seen = strcmp(d->win_label[v], d->win_label[w]) == 0;
-        if (seen) continue;
-        int n = snprintf(buf + o, cap - o, "%s'%s'", o ? ", " : "", d->win_label[w]);
-        if (n < 0 || (size_t)n >= cap - o) {
-            if (cap > 4) strcpy(buf + (o < cap - 4 ? o : cap - 4), "...");
-            return;
-        }
-        o += (size_t)n;
+    if (data_docs_labels(d, &lc, &n, &ignore) < 0) { /* only the message's detail is lost */
+        snprintf(buf, cap, "(out of memory listing them)");
+        return;
     }
+    for (size_t k = 0; k < n; k++) {
+        int w = snprintf(buf + o, cap - o, quote ? "%s'%s'" : "%s%s", o ? ", " : "", lc[k].label);
+        if (w < 0 || (size_t)w >= cap - o) {
+            if (cap > 4) strcpy(buf + (o < cap - 4 ? o : cap - 4), "...");
+            break;
+        }
+        o += (size_t)w;
+    }
+    sae_free(lc);
 }
 
 /* does window w satisfy one condition (ignoring negation)? */
@@ -117,7 +122,7 @@ static int where_check(const data_docs *d, const feat_where *c, uint64_t *doc, s
                                  c->negate ? "!=" : "=", c->value);
         for (size_t w = 0; w < d->n_windows; w++)
             if (strcmp(d->win_label[w], c->value) == 0) return SAE_OK;
-        labels_present(d, present, sizeof present);
+        labels_present(d, present, sizeof present, 1);
         return sae_error_set(err, SAE_ERR_ARG, "--where", "no window is labelled '%s' (labels present: %s)",
                              c->value, present);
     }
@@ -132,7 +137,7 @@ static int where_check(const data_docs *d, const feat_where *c, uint64_t *doc, s
         *doc = v;
         return SAE_OK;
     }
-    if (d->win_label) labels_present(d, present, sizeof present);
+    if (d->win_label) labels_present(d, present, sizeof present, 1);
     return sae_error_set(err, SAE_ERR_ARG, "--where", "unknown key '%s': the keys are label (%s) and doc (0..%zu)",
                          c->key, d->win_label ? present : "this file has no /doc_labels", d->n_docs - 1);
 }
@@ -321,16 +326,10 @@ static int classify_contrast(search_ctx *c, sae_error *err) {
     for (size_t w = 0; w < d->n_windows; w++)
         na += strcmp(d->win_label[w], o->label_a) == 0, nb += strcmp(d->win_label[w], o->label_b) == 0;
     if (!na || !nb) {
-        char present[400];
-        labels_present(d, present, sizeof present);
-        /* the old "labels present: en, ja" form, without quotes, for scripts that grep it */
-        char plain[400];
-        size_t k = 0;
-        for (const char *s = present; *s && k + 1 < sizeof plain; s++)
-            if (*s != '\'') plain[k++] = *s;
-        plain[k] = 0;
+        char present[400]; /* unquoted, as in "labels present: en, ja" */
+        labels_present(d, present, sizeof present, 0);
         return sae_error_set(err, SAE_ERR_ARG, "--contrast", "no document is labelled '%s' (labels present: %s)",
-                             !na ? o->label_a : o->label_b, plain);
+                             !na ? o->label_a : o->label_b, present);
     }
     for (size_t w = 0; w < d->n_windows; w++) {
         int a = strcmp(d->win_label[w], o->label_a) == 0, b = strcmp(d->win_label[w], o->label_b) == 0;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/mem.h"
 #include "data/actfile.h"
 #include "data/docs.h"
 #include "tests/testutil.h"
@@ -211,6 +212,55 @@ static data_identity identity_of(const char *path) {
     return id;
 }
 
+/* data_docs_labels against a direct count: few labels, every label distinct,
+ * and "" (documents without a label) */
+static void check_labels(size_t D, size_t n_labels) {
+    char (*names)[16] = malloc(D * sizeof *names);
+    const char **lab = malloc(D * sizeof *lab);
+    for (size_t i = 0; i < D; i++) {
+        size_t l = (i * 7 + i / 3) % n_labels;
+        if (l == 0) names[i][0] = 0;
+        else snprintf(names[i], sizeof names[i], "l%zu", l);
+        lab[i] = names[i];
+    }
+    data_docs d = {.n_docs = D, .doc_label = lab};
+    data_label_count *lc;
+    size_t n;
+    sae_error err = {0};
+    assert_int_equal(data_docs_labels(&d, &lc, &n, &err), 0);
+    /* direct: walk the documents, a label is new when no earlier one has it */
+    size_t k = 0, total = 0;
+    for (size_t i = 0; i < D; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = strcmp(lab[j], lab[i]) == 0;
+        if (seen) continue;
+        size_t count = 0;
+        for (size_t j = i; j < D; j++) count += strcmp(lab[j], lab[i]) == 0;
+        assert_true(k < n);
+        assert_string_equal(lc[k].label, lab[i]);
+        assert_int_equal(lc[k].first_doc, i);
+        assert_int_equal(lc[k].docs, count);
+        total += count, k++;
+    }
+    assert_int_equal(k, n);
+    assert_int_equal(total, D);
+    sae_free(lc), free(lab), free(names);
+}
+
+static void test_labels(void **state) {
+    (void)state;
+    check_labels(1, 1);
+    check_labels(500, 3);
+    check_labels(2000, 2000); /* every label its own */
+    data_docs none = {0};
+    data_label_count *lc = (data_label_count *)1;
+    size_t n = 7;
+    sae_error err = {0};
+    assert_int_equal(data_docs_labels(&none, &lc, &n, &err), 0);
+    assert_null(lc);
+    assert_int_equal(n, 0);
+}
+
 static void test_identity(void **state) {
     (void)state;
     const int64_t off[] = {0, 20, 40};
@@ -254,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_without_offsets),
         cmocka_unit_test(test_vocab_text),
         cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
