@@ -22,9 +22,7 @@
  * then adds a_j * u_t[j] per active code, with per-feature double sums
  * (feat__each_code gives each feature to one thread, rows in order: the same
  * result for any thread count). */
-#include <locale.h>
 #include <math.h>
-#include <regex.h>
 #include <string.h>
 
 #include "common/gemm.h"
@@ -32,54 +30,10 @@
 #include "data/h5.h"
 #include "features/feat_internal.h"
 
-static int compile_regex(regex_t *re, const char *pattern, const char *flag, sae_error *err) {
-    setlocale(LC_CTYPE, "C.UTF-8"); /* 'ん$' must match characters, not bytes */
-    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[256];
-        regerror(rc, re, msg, sizeof msg);
-        return sae_error_set(err, SAE_ERR_ARG, flag, "'%s' does not compile: %s", pattern, msg);
-    }
-    return SAE_OK;
-}
-
-/* match[v] = 1 where vocab[v] matches o->regex and not o->exclude_regex. */
-static int match_vocab(data_actfile *f, const feat_search_opts *o, uint8_t *match, size_t *n_match,
-                       sae_error *err) {
-    size_t V = f->vocab_size;
-    char **vocab = NULL;
-    regex_t re, ex;
-    int rc = compile_regex(&re, o->regex, "--attribute-regex", err);
-    if (rc < 0) return rc;
-    int has_ex = o->exclude_regex && *o->exclude_regex;
-    if (has_ex && (rc = compile_regex(&ex, o->exclude_regex, "--exclude-regex", err)) < 0) {
-        regfree(&re);
-        return rc;
-    }
-    rc = data_actfile_read_vocab(f, &vocab, err);
-    size_t n = 0, excluded = 0;
-    for (size_t v = 0; rc == SAE_OK && v < V; v++) {
-        int hit = regexec(&re, vocab[v], 0, NULL, 0) == 0;
-        if (hit && has_ex && regexec(&ex, vocab[v], 0, NULL, 0) == 0) hit = 0, excluded++;
-        n += (match[v] = (uint8_t)hit);
-    }
-    if (rc == SAE_OK && n == 0)
-        rc = excluded ? sae_error_set(err, SAE_ERR_ARG, "--exclude-regex",
-                                      "'%s' takes out all %zu vocabulary entries '%s' matched",
-                                      o->exclude_regex, excluded, o->regex)
-                      : sae_error_set(err, SAE_ERR_ARG, "--attribute-regex",
-                                      "'%s' matches no token of the vocabulary", o->regex);
-    if (vocab) data_h5_free_strings(vocab, V);
-    regfree(&re);
-    if (has_ex) regfree(&ex);
-    *n_match = n;
-    return rc;
-}
-
 /* slot[r] = index into the list of predicted matching tokens (tok), or -1
  * where row r is outside the universe or its top-1 prediction does not
  * match. */
-static int find_positions(data_actfile *f, const uint8_t *match, const uint8_t *universe,
+static int find_positions(data_actfile *f, const char *match, const uint8_t *universe,
                           int32_t *slot, int32_t *tok, size_t *n_tok, uint64_t *n_pos,
                           sae_error *err) {
     size_t K = f->n_pred, V = f->vocab_size, block = 4096;
@@ -150,7 +104,7 @@ int feat__search_attribute(feat_search_result *out, sae_model *m, double input_s
                              "writes them)",
                              !f->n_pred ? "/predictions" : !V ? "/vocab" : "/unembed");
     if (!o->regex) return sae_error_set(err, SAE_ERR_ARG, "--attribute-regex", "needs a regex");
-    uint8_t *match = sae_calloc_n(V, 1);
+    char *match = sae_calloc_n(V, 1);
     int32_t *slot = sae_malloc(f->n * sizeof *slot), *tok = sae_malloc(V * sizeof *tok);
     int32_t *bslot = sae_malloc(B * sizeof *bslot);
     float *raw = sae_alloc(B * D * sizeof(float)), *x = sae_alloc(B * D * sizeof(float));
@@ -161,7 +115,7 @@ int feat__search_attribute(feat_search_result *out, sae_model *m, double input_s
                  : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     size_t n_match = 0, n_tok = 0;
     uint64_t n_pos = 0;
-    if (rc == SAE_OK) rc = match_vocab(f, o, match, &n_match, err);
+    if (rc == SAE_OK) rc = feat__match_vocab(f, o, match, &n_match, err);
     if (rc == SAE_OK) rc = find_positions(f, match, universe, slot, tok, &n_tok, &n_pos, err);
     if (rc == SAE_OK && n_pos == 0)
         rc = sae_error_set(err, SAE_ERR_ARG, "--attribute-regex",

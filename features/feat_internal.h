@@ -30,6 +30,12 @@ static inline int feat__each_code(sae_model *m, feat__code_visit visit, void *us
     return SAE_OK;
 }
 
+/* The match set of o->regex (o->kind names the flag in errors): match[v] = 1
+ * where /vocab entry v matches it and not o->exclude_regex; match has
+ * f->vocab_size entries. Errors: no /vocab, a regex that does not compile or
+ * matches nothing (after the exclusion). */
+int feat__match_vocab(data_actfile *f, const feat_search_opts *o, char *match, size_t *n_match, sae_error *err);
+
 /* --attribute-regex (attrib.c): universe is (f->n) 1 for rows searched, or
  * NULL for all rows; fills out->rows (M, unsorted) and out->n. */
 int feat__search_attribute(feat_search_result *out, sae_model *m, double input_scale, data_actfile *f,

@@ -221,10 +221,7 @@ static void ctx_free(search_ctx *c) {
     sae_free(c->unit_of_row), sae_free(c->unit_doc), sae_free(c->unit_is_a), sae_free(c->unit_rows);
 }
 
-/* The match set: vocabulary entries matching the regex and not the exclusion. */
-static int build_match(search_ctx *c, sae_error *err) {
-    data_actfile *f = c->f;
-    const feat_search_opts *o = c->o;
+int feat__match_vocab(data_actfile *f, const feat_search_opts *o, char *match, size_t *n_match, sae_error *err) {
     const char *flag = kind_flag(o->kind);
     if (!f->vocab_size) /* a token search names /tokens too when both are missing */
         return sae_error_set(err, SAE_ERR_FORMAT, f->path, "%s needs %s in the data (`sae capture` writes it)", flag,
@@ -232,24 +229,22 @@ static int build_match(search_ctx *c, sae_error *err) {
     regex_t re, ex;
     int rc = compile(&re, o->regex, flag, err);
     if (rc < 0) return rc;
-    if (o->exclude_regex && (rc = compile(&ex, o->exclude_regex, "--exclude-regex", err)) < 0) {
+    int has_ex = o->exclude_regex && *o->exclude_regex;
+    if (has_ex && (rc = compile(&ex, o->exclude_regex, "--exclude-regex", err)) < 0) {
         regfree(&re);
         return rc;
     }
     size_t V = f->vocab_size, n_re = 0;
     char **vocab = NULL;
-    c->match = sae_calloc_n(V, 1);
-    c->match_count = sae_calloc_n(V, sizeof *c->match_count);
-    if (!c->match || !c->match_count) rc = nomem(err);
-    if (rc == SAE_OK) rc = data_actfile_read_vocab(f, &vocab, err);
-    c->n_match = 0;
+    rc = data_actfile_read_vocab(f, &vocab, err);
+    *n_match = 0;
     for (size_t v = 0; rc == SAE_OK && v < V; v++) {
         int hit = regexec(&re, vocab[v], 0, NULL, 0) == 0;
         n_re += hit;
-        if (hit && o->exclude_regex) hit = regexec(&ex, vocab[v], 0, NULL, 0) != 0;
-        c->n_match += (size_t)(c->match[v] = (char)hit);
+        if (hit && has_ex) hit = regexec(&ex, vocab[v], 0, NULL, 0) != 0;
+        *n_match += (size_t)(match[v] = (char)hit);
     }
-    if (rc == SAE_OK && c->n_match == 0) {
+    if (rc == SAE_OK && *n_match == 0) {
         if (n_re)
             rc = sae_error_set(err, SAE_ERR_ARG, "--exclude-regex",
                                "'%s' takes out all %zu vocabulary entries '%s' matched", o->exclude_regex, n_re, o->regex);
@@ -257,9 +252,18 @@ static int build_match(search_ctx *c, sae_error *err) {
             rc = sae_error_set(err, SAE_ERR_ARG, flag, "'%s' matches no token of the vocabulary", o->regex);
     }
     regfree(&re);
-    if (o->exclude_regex) regfree(&ex);
+    if (has_ex) regfree(&ex);
     if (vocab) data_h5_free_strings(vocab, V);
     return rc;
+}
+
+/* The match set of the search, with a count per entry for the report. */
+static int build_match(search_ctx *c, sae_error *err) {
+    size_t V = c->f->vocab_size ? c->f->vocab_size : 1;
+    c->match = sae_calloc_n(V, 1);
+    c->match_count = sae_calloc_n(V, sizeof *c->match_count);
+    if (!c->match || !c->match_count) return nomem(err);
+    return feat__match_vocab(c->f, c->o, c->match, &c->n_match, err);
 }
 
 /* token search: positive when the token at row + offset (same window) matches */
