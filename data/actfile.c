@@ -159,52 +159,43 @@ static int validate_tokens(data_actfile *f, sae_error *err) {
     return rc;
 }
 
-/* Streams /predictions in blocks (N x K can exceed memory): ids index
- * /vocab, log-probabilities are finite, at most 0 and never increase along a
- * row, and the K probabilities of a row sum to at most 1 + 1e-3. The 1e-4
- * above 0 admits float32 writers (torch's float32 log_softmax can round the
- * top entry of a near-certain prediction to +1e-7); a real violation (logits
- * stored instead of log-probabilities) is far outside it. */
+/* Rows row0 .. row0 + cnt of /predictions as read: ids index /vocab,
+ * log-probabilities are finite, at most 0 and never increase along a row, and
+ * the K probabilities of a row sum to at most 1 + 1e-3. Checked on every read
+ * rather than streamed through at open, so that commands that never read the
+ * predictions (train, features, ...) do not pay for them. The 1e-4 above 0
+ * admits float32 writers (torch's float32 log_softmax can round the top entry
+ * of a near-certain prediction to +1e-7); a real violation (logits stored
+ * instead of log-probabilities) is far outside it. */
 #define PRED_LOGPROB_TOL 1e-4
-static int validate_prediction_rows(data_actfile *f, sae_error *err) {
+static int check_prediction_rows(const data_actfile *f, size_t r0, size_t cnt, const int32_t *ids,
+                                 const float *lp, sae_error *err) {
     size_t K = f->n_pred, V = f->vocab_size;
-    size_t block = ((size_t)1 << 18) / K + 1;
-    if (block > f->n) block = f->n;
-    int32_t *ids = sae_malloc(block * K * sizeof *ids);
-    float *lp = sae_malloc(block * K * sizeof *lp);
-    int rc = ids && lp ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, f->path, "out of memory");
-    for (size_t r0 = 0; rc == SAE_OK && r0 < f->n; r0 += block) {
-        size_t cnt = f->n - r0 < block ? f->n - r0 : block;
-        rc = read_predictions_locked(f, r0, cnt, ids, lp, err);
-        for (size_t i = 0; rc == SAE_OK && i < cnt; i++) {
-            const int32_t *id = ids + i * K;
-            const float *l = lp + i * K;
-            double mass = 0;
-            for (size_t k = 0; rc == SAE_OK && k < K; k++) {
-                size_t row = r0 + i;
-                if (id[k] < 0 || (V && (size_t)id[k] >= V))
-                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                                       "/predictions/token[%zu, %zu] = %d is not a token id (V=%zu)",
-                                       row, k, id[k], V);
-                else if (!isfinite(l[k]) || l[k] > PRED_LOGPROB_TOL)
-                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                                       "/predictions/logprob[%zu, %zu] = %g: a log-probability must "
-                                       "be finite and at most 0", row, k, (double)l[k]);
-                else if (k && l[k] > l[k - 1]) /* topk output is sorted exactly */
-                    rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                                       "/predictions/logprob row %zu is not sorted, most probable "
-                                       "first (entry %zu is %g after %g)", row, k, (double)l[k],
-                                       (double)l[k - 1]);
-                mass += exp((double)l[k]);
-            }
-            if (rc == SAE_OK && mass > 1.0 + 1e-3)
-                rc = sae_error_set(err, SAE_ERR_FORMAT, f->path,
-                                   "/predictions row %zu: the top-%zu probabilities sum to %.4f, "
-                                   "more than 1", r0 + i, K, mass);
+    for (size_t i = 0; i < cnt; i++) {
+        const int32_t *id = ids + i * K;
+        const float *l = lp + i * K;
+        size_t row = r0 + i;
+        double mass = 0;
+        for (size_t k = 0; k < K; k++) {
+            if (id[k] < 0 || (V && (size_t)id[k] >= V))
+                return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                     "/predictions/token[%zu, %zu] = %d is not a token id (V=%zu)", row, k, id[k], V);
+            if (!isfinite(l[k]) || l[k] > PRED_LOGPROB_TOL)
+                return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                     "/predictions/logprob[%zu, %zu] = %g: a log-probability must "
+                                     "be finite and at most 0", row, k, (double)l[k]);
+            if (k && l[k] > l[k - 1]) /* topk output is sorted exactly */
+                return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                     "/predictions/logprob row %zu is not sorted, most probable "
+                                     "first (entry %zu is %g after %g)", row, k, (double)l[k], (double)l[k - 1]);
+            mass += exp((double)l[k]);
         }
+        if (mass > 1.0 + 1e-3)
+            return sae_error_set(err, SAE_ERR_FORMAT, f->path,
+                                 "/predictions row %zu: the top-%zu probabilities sum to %.4f, more than 1", row, K,
+                                 mass);
     }
-    sae_free(ids), sae_free(lp);
-    return rc;
+    return SAE_OK;
 }
 
 /* /predictions/token int32 [N, K] and /predictions/logprob float32 [N, K],
@@ -251,11 +242,7 @@ static int check_predictions(data_actfile *f, sae_error *err) {
         return sae_error_set(err, SAE_ERR_FORMAT, p,
                              "/predictions attribute k=%lld disagrees with the datasets' width %zu",
                              (long long)k_attr, K);
-    f->n_pred = K;
-    if ((rc = validate_prediction_rows(f, err)) < 0) {
-        f->n_pred = 0;
-        return rc;
-    }
+    f->n_pred = K; /* the rows are checked as they are read (check_prediction_rows) */
     return SAE_OK;
 }
 
@@ -536,7 +523,7 @@ int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, in
     data_h5_lock();
     int rc = read_predictions_locked(f, row0, count, ids, logprob, err);
     data_h5_unlock();
-    return rc;
+    return rc < 0 ? rc : check_prediction_rows(f, row0, count, ids, logprob, err);
 }
 
 int data_actfile_read_doc_meta(data_actfile *f, char ***out, sae_error *err) {

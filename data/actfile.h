@@ -90,7 +90,8 @@ int data_actfile_read_vocab(data_actfile *f, char ***out, sae_error *err);
 int data_actfile_read_doc_labels(data_actfile *f, char ***out, sae_error *err);
 /* The model's K = n_pred most probable next tokens at rows [row0, row0 + count),
  * most probable first: ids (count x K) and natural-log probabilities (count x K).
- * Open validated them: ids index /vocab, log-probabilities are finite, <= 1e-4
+ * Every read checks the rows it returns (a damaged row is SAE_ERR_FORMAT naming
+ * it): ids index /vocab, log-probabilities are finite, <= 1e-4
  * and non-increasing along a row, and a row's probabilities sum to <= 1.001.
  * SAE_ERR_UNSUPPORTED when the file has none (n_pred == 0). Thread-safe. */
 int data_actfile_read_predictions(data_actfile *f, size_t row0, size_t count, int32_t *ids,
