@@ -109,14 +109,6 @@ struct sae_model;
 void cli_window_name(char *buf, size_t cap, const struct data_docs *d, size_t w);
 /* "  labels       ja 30, en 30 (corpus documents)" (nothing without labels). */
 void cli_print_label_counts(const struct data_docs *d, const char *indent);
-/* Latent values of rows [r0, r1) of f: out is (r1 - r0) x nf for features
- * ids[0..nf), or (r1 - r0) x M for all of them when ids is NULL. */
-int cli_encode_rows(struct sae_model *m, double scale, struct data_actfile *f, size_t r0, size_t r1,
-                    const size_t *ids, size_t nf, float *out, sae_error *err);
-/* The file window of corpus document doc where any of features ids peaks
- * (*peak its value; the document's first window when none fires). */
-int cli_peak_window(struct sae_model *m, double scale, struct data_actfile *f, const struct data_docs *d,
-                    size_t doc, const size_t *ids, size_t nf, size_t *window, float *peak, sae_error *err);
 
 int cmd_synth(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -1,7 +1,6 @@
 /* cli/cmd_docs.c: `sae docs` (the corpus documents of an activation file), and
  * the document helpers `sae show`, `sae viz` and `sae info` share: naming a
- * window by its corpus document, label counts, and encoding a document's rows
- * to find where a feature peaks. */
+ * window by its corpus document, and label counts. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -34,51 +33,6 @@ void cli_print_label_counts(const data_docs *d, const char *indent) {
         printf("%s%s %zu", k ? ", " : "", lc[k].label[0] ? lc[k].label : "(none)", lc[k].docs);
     printf("%s (corpus documents)\n", n > 40 ? ", ..." : "");
     sae_free(lc);
-}
-
-int cli_encode_rows(sae_model *m, double scale, data_actfile *f, size_t r0, size_t r1, const size_t *ids, size_t nf,
-                    float *out, sae_error *err) {
-    size_t D = f->d, M = m->cfg.m, cap = m->capacity < 1024 ? m->capacity : 1024, W = ids ? nf : M;
-    float *x = sae_alloc(cap * D * sizeof *x);
-    size_t *col = sae_malloc(M * sizeof *col); /* feature j -> its column in out, or SIZE_MAX */
-    int rc = x && col ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
-    for (size_t j = 0; col && j < M; j++) col[j] = ids ? SIZE_MAX : j;
-    for (size_t i = 0; col && ids && i < nf; i++) col[ids[i]] = i;
-    memset(out, 0, (r1 - r0) * W * sizeof *out);
-    for (size_t b0 = r0; rc == SAE_OK && b0 < r1; b0 += cap) {
-        size_t cnt = r1 - b0 < cap ? r1 - b0 : cap;
-        if ((rc = data_actfile_read_rows(f, b0, cnt, x, err)) < 0) break;
-        /* the SAE acts on scaled inputs; a non-finite row encodes as zero, as in `sae features` */
-        for (size_t i = 0; i < cnt * D; i++) x[i] = isfinite(x[i]) ? x[i] * (float)scale : 0.0f;
-        sae_codes c;
-        if ((rc = sae_model_encode(m, x, cnt, err)) < 0 || (rc = sae_model_codes(m, &c, err)) < 0) break;
-        for (size_t j = 0; j < M; j++)
-            if (col[j] != SIZE_MAX)
-                for (uint32_t t = c.start[j]; t < c.start[j + 1]; t++)
-                    out[(b0 - r0 + c.row[t]) * W + col[j]] = c.val[t];
-    }
-    sae_free(x), sae_free(col);
-    return rc;
-}
-
-int cli_peak_window(sae_model *m, double scale, data_actfile *f, const data_docs *d, size_t doc, const size_t *ids,
-                    size_t nf, size_t *window, float *peak, sae_error *err) {
-    int64_t lo, hi;
-    data_docs_doc_rows(d, doc, &lo, &hi);
-    size_t n = (size_t)(hi - lo);
-    float *v = sae_calloc_n(n ? n * nf : 1, sizeof *v);
-    if (!v) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu rows", n);
-    int rc = cli_encode_rows(m, scale, f, (size_t)lo, (size_t)hi, ids, nf, v, err);
-    size_t best = 0;
-    float bv = 0;
-    for (size_t i = 0; rc == SAE_OK && i < n * nf; i++)
-        if (v[i] > bv) bv = v[i], best = i / nf;
-    sae_free(v);
-    if (rc < 0) return rc;
-    /* nothing fires: the document's first window */
-    *window = bv > 0 ? data_docs_window_of_row(d, lo + (int64_t)best) : (size_t)d->doc_win[doc];
-    *peak = bv;
-    return SAE_OK;
 }
 
 /* --- sae docs ------------------------------------------------------------------ */

@@ -349,7 +349,7 @@ static int build_doc_view(doc_view *dv, show_data *sd, const feat_dict *fd, cons
                    m.cfg.m, fd->M);
         rc = CLI_EXIT_ERROR;
     }
-    if (!rc && window == (size_t)-1 && cli_peak_window(&m, scale, sd->f, &sd->docs, doc, &j, 1, &w, &dv->peak, &err) < 0)
+    if (!rc && window == (size_t)-1 && feat_peak_window(&m, scale, sd->f, &sd->docs, doc, &j, 1, &w, &dv->peak, &err) < 0)
         rc = (cli_error(&err), CLI_EXIT_ERROR);
     size_t lo = (size_t)sd->docs.win_off[w], hi = (size_t)sd->docs.win_off[w + 1];
     dv->doc = doc, dv->window = w, dv->n = hi - lo;
@@ -357,7 +357,7 @@ static int build_doc_view(doc_view *dv, show_data *sd, const feat_dict *fd, cons
     dv->act = sae_malloc(dv->n * sizeof *dv->act);
     if (!rc && (!dv->ids || !dv->act)) rc = (cli_errorf(NULL, "out of memory"), CLI_EXIT_ERROR);
     if (!rc && (data_actfile_read_tokens(sd->f, lo, dv->n, dv->ids, &err) < 0 ||
-                cli_encode_rows(&m, scale, sd->f, lo, hi, &j, 1, dv->act, &err) < 0))
+                feat_encode_rows(&m, scale, sd->f, lo, hi, &j, 1, dv->act, &err) < 0))
         rc = (cli_error(&err), CLI_EXIT_ERROR);
     if (!rc && window != (size_t)-1)
         for (size_t i = 0; i < dv->n; i++) dv->peak = fmaxf(dv->peak, dv->act[i]);

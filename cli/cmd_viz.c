@@ -256,13 +256,13 @@ static int encode_window(doc_ctx *dc, size_t doc, size_t window, const size_t *i
     int rc = data_docs_resolve(&dc->docs, doc, window == SIZE_MAX ? 0 : window, &w, err);
     float peak;
     if (rc == SAE_OK && window == SIZE_MAX && nf)
-        rc = cli_peak_window(&dc->m, dc->scale, dc->f, &dc->docs, doc, ids, nf, &w, &peak, err);
+        rc = feat_peak_window(&dc->m, dc->scale, dc->f, &dc->docs, doc, ids, nf, &w, &peak, err);
     if (rc < 0) return rc;
     dc->window = w, dc->r0 = dc->docs.win_off[w], dc->r1 = dc->docs.win_off[w + 1];
     size_t n = (size_t)(dc->r1 - dc->r0), M = dc->m.cfg.m;
     dc->acts = sae_calloc_n(n * M, sizeof(float));
     if (!dc->acts) return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for %zu x %zu activations", n, M);
-    return cli_encode_rows(&dc->m, dc->scale, dc->f, (size_t)dc->r0, (size_t)dc->r1, NULL, 0, dc->acts, err);
+    return feat_encode_rows(&dc->m, dc->scale, dc->f, (size_t)dc->r0, (size_t)dc->r1, NULL, 0, dc->acts, err);
 }
 
 static void close_doc(doc_ctx *dc) {

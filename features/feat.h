@@ -110,6 +110,17 @@ extern const double feat_quantile_levels[FEAT_QUANTILES];
 struct cJSON;
 struct cJSON *feat_example_json(const data_example *ex, float value, int64_t row, double quantile);
 
+/* --- one stretch of the data -------------------------------------------------- */
+/* Latent values of rows [r0, r1) of f (inputs times scale, as trained; a row
+ * holding NaN or Inf is left out: its values stay 0): out is (r1 - r0) x nf for features
+ * ids[0..nf), or (r1 - r0) x M for all of them when ids is NULL. */
+int feat_encode_rows(sae_model *m, double scale, data_actfile *f, size_t r0, size_t r1,
+                     const size_t *ids, size_t nf, float *out, sae_error *err);
+/* The file window of corpus document doc where any of features ids peaks
+ * (*peak its value; the document's first window when none fires). */
+int feat_peak_window(sae_model *m, double scale, data_actfile *f, const data_docs *d,
+                     size_t doc, const size_t *ids, size_t nf, size_t *window, float *peak, sae_error *err);
+
 /* Features file (HDF5; layout in the README), written atomically. */
 int feat_write(const feat_dict *fd, const char *path, sae_error *err);
 int feat_read(feat_dict **out, const char *path, sae_error *err);

@@ -380,6 +380,57 @@ static void test_auroc_bins(void **state) {
     assert_true(fabs(feat_auroc_from_bins(same, same, 4) - 0.5) < 1e-12);
 }
 
+/* feat_encode_rows against the model encoding each row on its own (ReLU, so
+ * a row's codes do not depend on its batch), with a NaN row left at zero, and
+ * the column selection of ids; feat_peak_window against the maximum of that. */
+static void test_encode_rows(void **state) {
+    (void)state;
+    const size_t n = 70, d = 8, M = 24, nan_row = 33;
+    const char *p = tu_path(dir, "encode_rows.h5");
+    assert_int_equal(tu_write_acts(p, n, d, 16, 10, 0, 0, &nan_row, 1), 0);
+    data_actfile *f;
+    sae_error err = {0};
+    assert_int_equal(data_actfile_open(&f, p, &err), 0);
+    sae_config c = {.arch = SAE_ARCH_RELU, .d = d, .m = M};
+    sae_model m;
+    assert_int_equal(sae_model_init(&m, &c, 32, 0, &err), 0); /* capacity 32 < n: several blocks */
+    sae_model_init_params(&m, 5);
+    const double scale = 0.3;
+    float *all = malloc(n * M * sizeof *all), *two = malloc(n * 2 * sizeof *two), x[8], row[8];
+    assert_int_equal(feat_encode_rows(&m, scale, f, 0, n, NULL, 0, all, &err), 0);
+    const size_t ids[2] = {17, 3};
+    assert_int_equal(feat_encode_rows(&m, scale, f, 0, n, ids, 2, two, &err), 0);
+    for (size_t r = 0; r < n; r++) {
+        float want[24] = {0};
+        assert_int_equal(data_actfile_read_rows(f, r, 1, row, &err), 0);
+        if (r != nan_row) {
+            for (size_t k = 0; k < d; k++) x[k] = row[k] * (float)scale;
+            assert_int_equal(sae_model_encode(&m, x, 1, &err), 0);
+            sae_codes cv;
+            assert_int_equal(sae_model_codes(&m, &cv, &err), 0);
+            for (size_t j = 0; j < M; j++)
+                for (uint32_t t = cv.start[j]; t < cv.start[j + 1]; t++) want[j] = cv.val[t];
+        }
+        for (size_t j = 0; j < M; j++) assert_true(fabsf(all[r * M + j] - want[j]) <= 1e-5f * (1 + fabsf(want[j])));
+        assert_true(two[r * 2] == all[r * M + 17] && two[r * 2 + 1] == all[r * M + 3]);
+    }
+    data_docs dd;
+    assert_int_equal(data_docs_load(&dd, f, &err), 0);
+    size_t w, doc = 3;
+    float peak;
+    assert_int_equal(feat_peak_window(&m, scale, f, &dd, doc, ids, 1, &w, &peak, &err), 0);
+    int64_t lo, hi;
+    data_docs_doc_rows(&dd, doc, &lo, &hi);
+    float best = 0;
+    for (int64_t r = lo; r < hi; r++) best = fmaxf(best, all[r * M + 17]);
+    assert_true(peak == best);
+    assert_int_equal(w, (size_t)dd.doc_win[doc]); /* without /doc_source a document is one window */
+    data_docs_free(&dd);
+    free(all), free(two);
+    sae_model_free(&m);
+    data_actfile_close(f);
+}
+
 int main(void) {
     sae_set_threads(2);
     const struct CMUnitTest tests[] = {
@@ -391,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_search_contrast),
         cmocka_unit_test(test_matches_brute_force),
         cmocka_unit_test(test_labels_name_planted_words),
+        cmocka_unit_test(test_encode_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
