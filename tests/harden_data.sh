@@ -75,6 +75,41 @@ expect_error "declares 1099511627776 rows but stores only 1024" "$S" features --
 expect_error "stores none" "$S" info contig.h5
 expect_error "/tokens declares 64 rows but stores only 16" "$S" info tok.h5
 
+# --- corpus documents and predictions written by h5py, damaged -------------
+"$PY" - <<'EOF'
+import h5py, numpy as np
+def base(name, src=None, pred=None):
+    with h5py.File(name, "w") as f:
+        f["activations"] = np.random.default_rng(1).standard_normal((40, 8)).astype(np.float32)
+        f["tokens"] = np.arange(40, dtype=np.int32) % 10
+        f["vocab"] = np.array([f"t{i}" for i in range(10)], dtype=h5py.string_dtype())
+        f["doc_offsets"] = np.arange(0, 41, 10, dtype=np.int64)
+        f["doc_labels"] = np.array(["a", "b", "a", "b"], dtype=h5py.string_dtype())
+        if src is not None: f["doc_source"] = np.array(src, dtype=np.int64)
+        if pred is not None:
+            ids, lp = pred
+            f["predictions/token"], f["predictions/logprob"] = ids, lp
+base("src_down.h5", [0, 1, 0, 2])
+base("src_neg.h5", [-1, 0, 0, 1])
+base("src_len.h5", [0, 1, 2])
+ids = np.array([[r % 3, (r + 1) % 3, (r + 2) % 3] for r in range(40)], np.int32)
+lp = np.tile(np.array([-1.0, -2.0, -3.0], np.float32), (40, 1))
+bad = lp.copy(); bad[25] = [2.0, 1.0, 0.5]  # logits, not log-probabilities
+base("pred_logits.h5", [0, 0, 1, 1], (ids, bad))
+base("pred_ok.h5", [0, 0, 1, 1], (ids, lp))
+EOF
+expect_error "/doc_source[2] = 0: values must start at 0 or more, never decrease" "$S" info src_down.h5
+expect_error "/doc_source[0] = -1" "$S" docs src_neg.h5
+expect_error "/doc_source has 3 entries but there are 4 windows" "$S" info src_len.h5
+expect_ok "$S" docs pred_ok.h5
+grep -q "2 corpus documents in 4 windows" out.txt || fail "docs on h5py-written /doc_source: $(cat out.txt)"
+# the rows are checked when read: info opens the file, a search that reads them refuses
+expect_ok "$S" info pred_logits.h5
+"$S" train --data pred_ok.h5 --out ps.h5 --latents 16 --k 2 --batch 8 >/dev/null 2>&1 || fail "train on pred_ok.h5"
+expect_error "/predictions/logprob[25, 0] = 2: a log-probability must be finite and at most 0" \
+    "$S" search --sae ps.h5 --data pred_logits.h5 --predicted-regex '^t1$'
+expect_ok "$S" search --sae ps.h5 --data pred_ok.h5 --predicted-regex '^t0$' --min-count 1
+
 # --- a file held open for writing by another process ----------------------
 HDF5_USE_FILE_LOCKING=TRUE "$PY" -c "
 import h5py, time, sys
