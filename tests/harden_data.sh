@@ -6,6 +6,8 @@
 #     in an activation file (features) and in a features file (show);
 #   - an activation file declaring 2^40 rows it never wrote (train, features);
 #   - a file another process holds open for writing is "locked";
+#   - /doc_source and /predictions damaged (the rows of /predictions are
+#     checked when a command reads them);
 #   - a directory as model or tokenizer; a long-context model captured with a
 #     short --seq-len; JSON Lines with a BOM, \u0000 and junk after the object.
 # Files are made with h5py; without it the test is skipped (exit 77).
