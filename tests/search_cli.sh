@@ -151,21 +151,21 @@ assert "logit_score" in j["rows"][0]
 '
 
 # --- bad input ----------------------------------------------------------------------------
-expect_fail "unknown key 'lang'" "$S" search "${B[@]}" --token-regex a --where lang=ja
-expect_fail "no window is labelled 'fr' (labels present: 'en', 'ja')" "$S" search "${B[@]}" --token-regex a --where label=fr
-expect_fail "expects KEY=VALUE" "$S" search "${B[@]}" --token-regex a --where label
-expect_fail "matches no corpus document" "$S" search "${B[@]}" --token-regex a --where doc=99
-expect_fail "--sort" "$S" search "${B[@]}" --token-regex a --sort bogus
-expect_fail "q needs --permutations" "$S" search "${B[@]}" --token-regex a --sort q
-expect_fail "pools the documents of a --contrast" "$S" search "${B[@]}" --token-regex a --pool max
-expect_fail "has none to shuffle" "$S" search "${B[@]}" --token-regex a --permutations 100
-expect_fail "not exchangeable" "$S" search "${B[@]}" --contrast ja:en --pool none --permutations 100
-expect_fail "--logit-regex reads no positions" "$S" search "${B[@]}" --logit-regex a --where label=ja
-expect_fail "takes out all 3 vocabulary entries" "$S" search "${B[@]}" --token-regex 'ん$' --exclude-regex .
-expect_fail "--contrast needs /doc_labels" "$S" search --sae s.h5 --data bare.h5 --contrast a:b
-expect_fail "--predicted-regex needs /predictions" "$S" search --sae s.h5 --data bare.h5 --predicted-regex a
-expect_fail "no document is labelled 'fr'" "$S" search "${B[@]}" --contrast fr:en
-expect_fail "--permutations" "$S" search "${B[@]}" --contrast ja:en --permutations lots
+expect_usage "unknown key 'lang'" "$S" search "${B[@]}" --token-regex a --where lang=ja
+expect_usage "no window is labelled 'fr' (labels present: 'en', 'ja')" "$S" search "${B[@]}" --token-regex a --where label=fr
+expect_usage "expects KEY=VALUE" "$S" search "${B[@]}" --token-regex a --where label
+expect_usage "matches no corpus document" "$S" search "${B[@]}" --token-regex a --where doc=99
+expect_usage "--sort" "$S" search "${B[@]}" --token-regex a --sort bogus
+expect_usage "q needs --permutations" "$S" search "${B[@]}" --token-regex a --sort q
+expect_usage "pools the documents of a --contrast" "$S" search "${B[@]}" --token-regex a --pool max
+expect_usage "has none to shuffle" "$S" search "${B[@]}" --token-regex a --permutations 100
+expect_usage "not exchangeable" "$S" search "${B[@]}" --contrast ja:en --pool none --permutations 100
+expect_usage "--logit-regex reads no positions" "$S" search "${B[@]}" --logit-regex a --where label=ja
+expect_usage "takes out all 3 vocabulary entries" "$S" search "${B[@]}" --token-regex 'ん$' --exclude-regex .
+expect_error "--contrast needs /doc_labels" "$S" search --sae s.h5 --data bare.h5 --contrast a:b
+expect_error "--predicted-regex needs /predictions" "$S" search --sae s.h5 --data bare.h5 --predicted-regex a
+expect_usage "no document is labelled 'fr'" "$S" search "${B[@]}" --contrast fr:en
+expect_usage "--permutations" "$S" search "${B[@]}" --contrast ja:en --permutations lots
 
 if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "search_cli: all cases passed"
