@@ -118,19 +118,12 @@ static int info_features(const char *path) {
     printf("  top examples   %zu per feature\n", fd->top_n);
     printf("  logit lens     %s\n", fd->has_lens ? "yes" : "no");
     printf("  sae            %s\n  data           %s\n", fd->sae_path, fd->data_path);
-    data_identity id;
-    int64_t h;
-    data_h5_lock();
-    if (sae_file_open_h5(path, &h, &err) == SAE_OK) {
-        data_identity_read_attrs(h, &id);
-        H5Fclose((hid_t)h);
-        if (id.has_fingerprint)
-            printf("  data identity  %llu rows x d=%llu, fingerprint %016llx\n", (unsigned long long)id.rows,
-                   (unsigned long long)id.d, (unsigned long long)id.fingerprint);
-        else
-            printf("  data identity  not recorded (an older features file)\n");
-    }
-    data_h5_unlock();
+    const data_identity *id = &fd->data_id;
+    if (id->has_fingerprint)
+        printf("  data identity  %llu rows x d=%llu, fingerprint %016llx\n", (unsigned long long)id->rows,
+               (unsigned long long)id->d, (unsigned long long)id->fingerprint);
+    else
+        printf("  data identity  not recorded (an older features file)\n");
     feat_free(fd);
     return CLI_EXIT_OK;
 }

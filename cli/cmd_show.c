@@ -419,17 +419,8 @@ int cmd_show(int argc, char **argv) {
         feat_free(fd);
         return CLI_EXIT_USAGE;
     }
-    /* the identity of the data it was built from (absent in older files) */
-    data_identity rec = {0};
-    int64_t h;
-    data_h5_lock();
-    if (sae_file_open_h5(pos[0], &h, &err) == SAE_OK) {
-        data_identity_read_attrs(h, &rec);
-        H5Fclose((hid_t)h);
-    }
-    data_h5_unlock();
-    show_data sd = {0};
-    if ((rc = open_data(&sd, data, pos[0], fd, &rec, doc != (size_t)-1))) {
+    show_data sd = {0}; /* fd->data_id: the data it was built from (no fingerprint in older files) */
+    if ((rc = open_data(&sd, data, pos[0], fd, &fd->data_id, doc != (size_t)-1))) {
         feat_free(fd);
         return rc;
     }
