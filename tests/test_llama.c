@@ -36,13 +36,7 @@
 
 static char shared[1024];
 
-static int have_shared(void) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/models/jaen-6m/model.bin", shared);
-    FILE *f = fopen(p, "rb");
-    if (f) fclose(f);
-    return f != NULL;
-}
+static int have_shared(void) { return tu_have_shared_models(shared); }
 
 #define NEED_SHARED()                                                                           \
     do {                                                                                        \
@@ -500,8 +494,7 @@ static const struct CMUnitTest own_tests[] = {
 };
 
 int main(void) {
-    const char *env = getenv("SAE_SHARED");
-    snprintf(shared, sizeof shared, "%s", env && *env ? env : SAE_SHARED_DIR);
+    snprintf(shared, sizeof shared, "%s", tu_shared_dir(SAE_SHARED_DIR));
     sae_set_threads(2);
     tmp = tu_tmpdir();
     int own = cmocka_run_group_tests_name("without_shared", own_tests, NULL, NULL);

@@ -36,13 +36,7 @@
 static char shared[1024];
 static const char *tmp;
 
-static int have_shared(void) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/models/jaen-6m/model.bin", shared);
-    FILE *f = fopen(p, "rb");
-    if (f) fclose(f);
-    return f != NULL;
-}
+static int have_shared(void) { return tu_have_shared_models(shared); }
 
 static void write_text(const char *path, const char *s) {
     FILE *f = fopen(path, "wb");
@@ -546,8 +540,7 @@ static void test_attribution(void **state) {
 }
 
 int main(void) {
-    const char *env = getenv("SAE_SHARED");
-    snprintf(shared, sizeof shared, "%s", env && *env ? env : SAE_SHARED_DIR);
+    snprintf(shared, sizeof shared, "%s", tu_shared_dir(SAE_SHARED_DIR));
     sae_set_threads(2);
     data_h5_init();
     tmp = tu_tmpdir();

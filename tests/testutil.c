@@ -13,6 +13,21 @@
 #include "data/h5.h"
 #include "data/llama.h"
 
+const char *tu_shared_dir(const char *compiled) {
+    static char dir[1024];
+    const char *env = getenv("SAE_SHARED");
+    snprintf(dir, sizeof dir, "%s", env && *env ? env : compiled);
+    return dir;
+}
+
+int tu_have_shared_models(const char *shared) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/models/jaen-6m/model.bin", shared);
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
 const char *tu_tmpdir(void) {
     static char dir[512];
     const char *base = getenv("TMPDIR");

@@ -8,6 +8,10 @@
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a static path. */
 const char *tu_tmpdir(void);
+/* The shared folder (models, corpora): $SAE_SHARED, else compiled (the test's
+ * SAE_SHARED_DIR); and whether its models are there (jaen-6m as the witness). */
+const char *tu_shared_dir(const char *compiled);
+int tu_have_shared_models(const char *shared);
 /* path joined into a static rotating buffer */
 const char *tu_path(const char *dir, const char *name);
 
