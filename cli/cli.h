@@ -100,6 +100,12 @@ int cli_default_threads(void);
  * file without provenance (older than it) is accepted silently. */
 struct data_actfile;
 int cli_check_provenance(const char *sae_path, size_t sae_d, const struct data_actfile *f);
+/* Loads the SAE (capacity rows; precision a sae_precision, checked against the
+ * CPU unless f32) and opens the data, then cli_check_provenance. Prints any
+ * error and returns its exit code with nothing left open; 0 on success. */
+struct sae_model;
+int cli_open_sae_and_data(const char *sae_path, const char *data, size_t capacity, int precision,
+                          struct sae_model *m, double *scale, struct data_actfile **f);
 
 /* cli/cmd_docs.c: corpus documents and their windows (data/docs.h), shared by
  * `sae docs`, `sae show`, `sae viz` and `sae info`. */

@@ -55,20 +55,7 @@ int cmd_eval(int argc, char **argv) {
     sae_model m;
     double scale;
     data_actfile *f = NULL;
-    if (sae_file_load(sae_path, &m, batch, &scale, &err) < 0) {
-        cli_error(&err);
-        return CLI_EXIT_ERROR;
-    }
-    if (data_actfile_open(&f, data, &err) < 0) {
-        cli_error(&err);
-        sae_model_free(&m);
-        return CLI_EXIT_ERROR;
-    }
-    if ((rc = cli_check_provenance(sae_path, m.cfg.d, f))) {
-        data_actfile_close(f);
-        sae_model_free(&m);
-        return rc;
-    }
+    if ((rc = cli_open_sae_and_data(sae_path, data, batch, SAE_PRECISION_F32, &m, &scale, &f))) return rc;
     train_eval_result r;
     rc = train_eval(&m, scale, f, tokens, &r, &err);
     data_actfile_close(f);

@@ -84,29 +84,7 @@ int cmd_features(int argc, char **argv) {
     sae_model m;
     double scale;
     data_actfile *f = NULL;
-    if (sae_precision_check((sae_precision)precision, &err) < 0) {
-        cli_error(&err);
-        return CLI_EXIT_ERROR;
-    }
-    if (sae_file_load(sae_path, &m, o.batch, &scale, &err) < 0) {
-        cli_error(&err);
-        return CLI_EXIT_ERROR;
-    }
-    if (sae_model_set_precision(&m, (sae_precision)precision, &err) < 0) {
-        cli_error(&err);
-        sae_model_free(&m);
-        return CLI_EXIT_ERROR;
-    }
-    if (data_actfile_open(&f, data, &err) < 0) {
-        cli_error(&err);
-        sae_model_free(&m);
-        return CLI_EXIT_ERROR;
-    }
-    if ((rc = cli_check_provenance(sae_path, m.cfg.d, f))) {
-        data_actfile_close(f);
-        sae_model_free(&m);
-        return rc;
-    }
+    if ((rc = cli_open_sae_and_data(sae_path, data, o.batch, precision, &m, &scale, &f))) return rc;
     if (!f->has_tokens || !f->vocab_size)
         cli_warn("%s has no %s: features get statistics and examples but no labels or top tokens "
                  "(`sae capture` writes both)", data, !f->has_tokens ? "/tokens" : "/vocab");

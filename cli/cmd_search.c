@@ -496,20 +496,8 @@ int cmd_search(int argc, char **argv) {
     data_actfile *f = NULL;
     feat_dict *fd = NULL;
     char **vocab = NULL;
-    if (sae_file_load(sae_path, &m, batch, &scale, &err) < 0) {
-        cli_error(&err);
-        return CLI_EXIT_ERROR;
-    }
-    rc = data_actfile_open(&f, data, &err);
-    if (rc == SAE_OK) { /* a width mismatch is an error (printed), another model, layer or site a warning */
-        int prc = cli_check_provenance(sae_path, m.cfg.d, f);
-        if (prc) {
-            data_actfile_close(f);
-            sae_model_free(&m);
-            return prc;
-        }
-    }
-    if (rc == SAE_OK && features) rc = feat_read(&fd, features, &err);
+    if ((rc = cli_open_sae_and_data(sae_path, data, batch, SAE_PRECISION_F32, &m, &scale, &f))) return rc;
+    if (features) rc = feat_read(&fd, features, &err);
     if (rc == SAE_OK && fd && fd->M != m.cfg.m)
         rc = sae_error_set(&err, SAE_ERR_MISMATCH, features, "has %zu features but the SAE has %zu", fd->M, m.cfg.m);
     feat_search_result r = {0};

@@ -1,11 +1,12 @@
 /* cli/provenance.c: does this data fit this SAE? One check shared by every
  * command that runs an SAE over an activation file (eval, features, viz,
- * search, show). */
+ * search, show), and the loading of both that eval, features and search share. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "data/docs.h"
+#include "common/gemm.h"
 #include "sae/io.h"
 
 /* "jaen-6m/model.bin layer 3 resid_post" from what is known ("?" otherwise). */
@@ -38,4 +39,32 @@ int cli_check_provenance(const char *sae_path, size_t sae_d, const data_actfile 
              layer_differs ? (model_differs ? ", layer" : "layer") : "",
              hook_differs ? (model_differs || layer_differs ? ", site" : "site") : "");
     return 0;
+}
+
+int cli_open_sae_and_data(const char *sae_path, const char *data, size_t capacity, int precision, sae_model *m,
+                          double *scale, data_actfile **f) {
+    sae_error err = {0};
+    *f = NULL;
+    if (precision != SAE_PRECISION_F32 && sae_precision_check((sae_precision)precision, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    if (sae_file_load(sae_path, m, capacity, scale, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    int rc = SAE_OK;
+    if (precision != SAE_PRECISION_F32) rc = sae_model_set_precision(m, (sae_precision)precision, &err);
+    if (rc == SAE_OK) rc = data_actfile_open(f, data, &err);
+    if (rc < 0) {
+        cli_error(&err);
+        sae_model_free(m);
+        return CLI_EXIT_ERROR;
+    }
+    int exit_rc = cli_check_provenance(sae_path, m->cfg.d, *f);
+    if (exit_rc) {
+        data_actfile_close(*f), *f = NULL;
+        sae_model_free(m);
+    }
+    return exit_rc;
 }
