@@ -129,5 +129,6 @@ int cmd_search(int argc, char **argv);
 int cmd_docs(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif
