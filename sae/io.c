@@ -11,6 +11,7 @@
 #include "common/mem.h"
 #include "data/docs.h"
 #include "data/h5.h"
+#include "sae/foreign.h"
 
 /* (rows, cols) -> (cols, rows) */
 static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
@@ -304,6 +305,8 @@ int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err) {
 int sae_file_load(const char *path, sae_model *m, size_t capacity, double *input_scale,
                   sae_error *err) {
     memset(m, 0, sizeof *m);
+    /* a published SAE (SAELens, sparsify, Gemma Scope): sae/foreign.h */
+    if (sae_foreign_detect(path) != SAE_FMT_NATIVE) return sae_foreign_load(path, m, capacity, input_scale, NULL, err);
     int64_t h;
     data_h5_lock();
     int rc = sae_file_open_h5(path, &h, err);

@@ -9,6 +9,7 @@ PKGS=(build-essential cmake pkg-config
       libdnnl-dev              # oneDNN: bf16 encoder product on AVX512-BF16 / AMX CPUs
       libhdf5-dev hdf5-tools   # activation and SAE files; h5diff for the resume tests
       libcjson-dev             # JSON metrics and eval output
+      libzip-dev               # reading Gemma Scope params.npz (a zip of .npy arrays)
       libpng-dev               # PNG figures (sae viz)
       libfreetype-dev libfontconfig-dev fonts-noto-cjk  # anti-aliased text, Japanese included
       libcmocka-dev            # unit tests
