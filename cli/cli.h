@@ -130,5 +130,6 @@ int cmd_docs(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

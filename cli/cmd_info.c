@@ -1,5 +1,6 @@
 /* cli/cmd_info.c: `sae info FILE`, a description of an activation file or an
  * SAE checkpoint. */
+#include <math.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -8,6 +9,7 @@
 #include "data/docs.h"
 #include "data/h5.h"
 #include "features/feat.h"
+#include "sae/foreign.h"
 #include "sae/io.h"
 
 static void info_activations(data_actfile *f) {
@@ -83,6 +85,12 @@ static int info_sae(const char *path, int64_t h) {
     } else {
         printf("  provenance     none recorded (an SAE file from before provenance)\n");
     }
+    char src[4200]; /* written by `sae import` (cli/cmd_import.c) */
+    if (data_h5_get_attr_str((hid_t)h, "source_format", src, sizeof src) == SAE_OK) {
+        printf("  imported from  %s", src);
+        if (data_h5_get_attr_str((hid_t)h, "source_path", src, sizeof src) == SAE_OK) printf(" %s", src);
+        printf("\n");
+    }
     print_attr((hid_t)h, "tokens", "tokens (0=all)");
     print_attr((hid_t)h, "batch", "batch");
     print_attr((hid_t)h, "lr", "lr");
@@ -100,6 +108,36 @@ static int info_sae(const char *path, int64_t h) {
     if (data_h5_get_attr_i64((hid_t)h, "threads", &threads) == SAE_OK)
         printf("  threads        %lld\n", (long long)threads);
     if (g >= 0) H5Gclose(g);
+    return CLI_EXIT_OK;
+}
+
+/* A published SAE (sae/foreign.h), as it loads: the format's conventions
+ * already mapped onto ours. */
+static int info_foreign(const char *path) {
+    sae_model m;
+    double scale = 1;
+    sae_foreign_info fi;
+    sae_error err = {0};
+    if (sae_foreign_load(path, &m, 1, &scale, &fi, &err) < 0) {
+        cli_error(&err);
+        return CLI_EXIT_ERROR;
+    }
+    printf("%s: %s SAE (%s, read as %s)\n", path, sae_foreign_format_name(fi.format), fi.source_arch,
+           sae_arch_name(m.cfg.arch));
+    printf("  weights        %s (%s)\n", fi.weights, fi.weight_dtypes);
+    printf("  d_model        %zu\n  latents        %zu\n", m.cfg.d, m.cfg.m);
+    if (m.cfg.arch == SAE_ARCH_TOPK) printf("  k              %zu\n", m.cfg.k);
+    if (m.cfg.arch == SAE_ARCH_JUMPRELU) {
+        float lo = m.p.threshold[0], hi = lo;
+        for (size_t j = 1; j < m.cfg.m; j++) lo = fminf(lo, m.p.threshold[j]), hi = fmaxf(hi, m.p.threshold[j]);
+        printf("  threshold      per latent, %.6g .. %.6g\n", lo, hi);
+    }
+    printf("  input_scale    %.6g\n", scale);
+    printf("  b_dec          %s\n", fi.b_dec_folded ? "not subtracted from inputs by the source: folded into b_enc"
+                                                   : "subtracted from inputs");
+    if (fi.rescaled_by_decoder_norm) printf("  rescale        acts by decoder norm (folded into the weights)\n");
+    printf("  model          %s\n  hook           %s\n", fi.model[0] ? fi.model : "?", fi.hook[0] ? fi.hook : "?");
+    sae_model_free(&m);
     return CLI_EXIT_OK;
 }
 
@@ -144,6 +182,8 @@ int cmd_info(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     const char *path = pos[0];
+    /* published SAEs may be folders, which the path check refuses */
+    if (sae_foreign_detect(path) != SAE_FMT_NATIVE) return info_foreign(path);
     sae_paths ps = {0};
     sae_paths_add(&ps, "FILE", path, SAE_PATH_IN);
     if ((rc = cli_check_paths(&ps))) return rc;

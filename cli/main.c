@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"docs", cmd_docs, "list the corpus documents of an activation file (--doc N means these)"},
     {"search", cmd_search, "rank features: --token-regex, --logit-regex or --contrast A:B"},
     {"viz", cmd_viz, "PNG figures: align, trace, text, curves, density"},
+    {"import", cmd_import, "rewrite a published SAE (SAELens, sparsify, Gemma Scope) as an sae file"},
     {"export", cmd_export, "write an SAE for SAELens, or a features file for Neuronpedia"},
     {"info", cmd_info, "describe an activation file, an SAE checkpoint or a features file"},
 };

@@ -275,7 +275,7 @@ static int npy_header(sae_tensorfile *tf, sae_tf_tensor *t, const unsigned char 
         return sae_error_set(err, SAE_ERR_UNSUPPORTED, p, "member %s.npy has dtype %.*s ('<f4', '<f2', '<f8' are read)",
                              nm, (int)(l > 20 ? 20 : l), d);
     }
-    snprintf(t->dtype_name, sizeof t->dtype_name, "%.5s", d);
+    snprintf(t->dtype_name, sizeof t->dtype_name, "%.3s", d + 1); /* without the quotes */
     if (*sh != '(') return sae_error_set(err, SAE_ERR_FORMAT, p, "member %s.npy: bad shape", nm);
     size_t dims[SAE_TF_MAX_RANK];
     int rank = 0;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/foreign_cli.sh SAE: published SAEs (SAELens, sparsify, Gemma Scope)
+# through the command line, on files tests/make_foreign.py writes
+# independently (numpy/json/struct/zipfile):
+#   sae import of every SAE, then test_foreign DIR compares the imported files'
+#   codes with the source's, and both with the numpy float64 references;
+#   sae info and sae eval on each source; every hostile file: exactly one
+#   `sae: error:` line and exit 1, from import, info and eval alike.
+set -u
+SAE=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/expect.sh"
+need_h5py
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+"$PY" "$HERE/make_foreign.py" "$T/f" >/dev/null || { echo "SKIP: make_foreign.py failed"; exit 77; }
+F=$T/f
+mkdir -p "$F/imported"
+
+# a file inside the folder names it too (the --sae path check takes files only)
+as_file() { if [ -d "$1" ]; then echo "$1/cfg.json"; else echo "$1"; fi; }
+
+while read -r name path; do
+    expect_ok "$SAE" import "$path" --out "$F/imported/$name.h5"
+    expect_ok "$SAE" info "$path"
+    grep -q "d_model        16" out.txt || fail "info $name: no d_model line: $(head -c 300 out.txt)"
+    expect_ok "$SAE" info "$F/imported/$name.h5"
+    grep -q "imported from" out.txt || fail "info of imported $name: no provenance: $(head -c 300 out.txt)"
+    expect_ok "$SAE" eval --sae "$(as_file "$path")" --data "$F/acts.h5"
+    grep -q '"fvu"' out.txt || fail "eval $name: no fvu"
+done <"$F/cases.txt"
+"$SAE" info "$F/saelens_old_topk" | grep -q "hook           blocks.3.hook_resid_post" || fail "older cfg layout: hook_name not read"
+"$SAE" info "$F/saelens_no_bdec" | grep -q "folded into b_enc" || fail "apply_b_dec_to_input false not reported"
+
+# the imported files encode as their sources, and both as numpy
+TF=$(dirname "$SAE")/tests/test_foreign
+if [ -x "$TF" ]; then
+    "$TF" "$F" >tf.txt 2>&1 || fail "test_foreign $F: $(tail -c 800 tf.txt)"
+    [ "$(grep -c 'imported: codes' tf.txt)" -ge 13 ] || fail "test_foreign did not compare the imported files: $(tail -c 600 tf.txt)"
+else
+    fail "no $TF to compare codes"
+fi
+
+while IFS='|' read -r path phrase; do
+    expect_error "$phrase" "$SAE" import "$path" --out "$T/x.h5"
+    [ -e "$T/x.h5" ] && fail "import of hostile $path left an output"
+    expect_error "$phrase" "$SAE" info "$path"
+    expect_error "$phrase" "$SAE" eval --sae "$(as_file "$path")" --data "$F/acts.h5"
+done <"$F/hostile.txt"
+expect_error "not a SAELens folder" "$SAE" import "$F/acts.h5" --out "$T/x.h5"
+expect_usage "expects SRC" "$SAE" import "$F/saelens_topk"
+
+[ "$fails" = 0 ] && echo "foreign_cli: all passed"
+exit $((fails > 0))
