@@ -49,6 +49,7 @@ echo x > plain
 expect_error "exists and is not a folder" "$S" export topk.h5 --format saelens --out plain
 expect_usage "bogus" "$S" export topk.h5 --format bogus --out o1
 expect_usage "--data" "$S" export f_topk.h5 --format neuronpedia --out o2
+expect_error "not the data the features were built on" "$S" export f_topk.h5 --format neuronpedia --data h.h5 --out o6
 expect_usage "--out" "$S" export topk.h5 --format saelens
 expect_error "not an SAE" "$S" export a.h5 --format saelens --out o3
 expect_error "latents" "$S" export topk.h5 --format saelens --out o4 --features "$(
@@ -56,7 +57,7 @@ expect_error "latents" "$S" export topk.h5 --format saelens --out o4 --features 
     "$S" train --data a64.h5 --out w64.h5 --latents 64 --k 4 --batch 64 --threads 1 >/dev/null 2>&1
     "$S" features --sae w64.h5 --data a64.h5 --out f64.h5 --threads 1 >/dev/null 2>&1; echo f64.h5)"
 expect_error "No such file" "$S" export nothere.h5 --format saelens --out o5
-[ ! -e o1 ] && [ ! -e o3 ] && [ ! -e o4 ] || fail "a failed export left its --out"
+[ ! -e o1 ] && [ ! -e o3 ] && [ ! -e o4 ] && [ ! -e o6 ] && [ -z "$(ls -d o6.tmp.* 2>/dev/null)" ] || fail "a failed export left its --out"
 
 if [ "$fails" -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "export_cli: all cases passed"
