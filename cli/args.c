@@ -80,7 +80,7 @@ int cli_check_paths(const sae_paths *ps) {
         return err.code == SAE_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_ERROR;
     }
     for (size_t i = 0; i < ps->n; i++)
-        if (ps->p[i].kind != SAE_PATH_IN) sae_remove_stale_tmp(ps->p[i].path, note_removed, NULL);
+        if (ps->p[i].kind != SAE_PATH_IN && ps->p[i].kind != SAE_PATH_IN_DIR) sae_remove_stale_tmp(ps->p[i].path, note_removed, NULL);
     return 0;
 }
 

@@ -47,7 +47,7 @@ int cmd_eval(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};
-    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
     if ((rc = cli_check_paths(&ps))) return rc;
     sae_set_threads(threads);

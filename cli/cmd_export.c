@@ -201,7 +201,7 @@ int cmd_export(int argc, char **argv) {
     sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN);
     sae_paths_add(&ps, "--features", features, SAE_PATH_IN);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
-    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
     if ((rc = cli_check_paths(&ps))) return rc;
     if (format == FMT_SAELENS) return export_saelens(pos[0], features, out);
     return export_neuronpedia(pos[0], data, sae_path, out, &np);

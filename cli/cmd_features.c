@@ -74,7 +74,7 @@ int cmd_features(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};
-    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
     sae_paths_add(&ps, "--out", out, SAE_PATH_OUT);
     sae_paths_add(&ps, "--json", json, SAE_PATH_OUT);

@@ -185,7 +185,7 @@ int cmd_info(int argc, char **argv) {
     /* published SAEs may be folders, which the path check refuses */
     if (sae_foreign_detect(path) != SAE_FMT_NATIVE) return info_foreign(path);
     sae_paths ps = {0};
-    sae_paths_add(&ps, "FILE", path, SAE_PATH_IN);
+    sae_paths_add(&ps, "FILE", path, SAE_PATH_IN_DIR); /* a published SAE may be a folder */
     if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     int64_t h;

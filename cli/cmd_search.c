@@ -485,7 +485,7 @@ int cmd_search(int argc, char **argv) {
     char a_label[256] = "", b_label[256] = "";
     if ((rc = make_opts(&s, &o, where, a_label, b_label, sizeof a_label))) return rc;
     sae_paths ps = {0};
-    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
     sae_paths_add(&ps, "--features", features, SAE_PATH_IN);
     if ((rc = cli_check_paths(&ps))) return rc;

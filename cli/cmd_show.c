@@ -405,7 +405,7 @@ int cmd_show(int argc, char **argv) {
     sae_paths ps = {0};
     sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
-    sae_paths_add(&ps, "--sae", sae_arg, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_arg, SAE_PATH_IN_DIR);
     if ((rc = cli_check_paths(&ps))) return rc;
     sae_error err = {0};
     feat_dict *fd;

@@ -114,8 +114,8 @@ static int viz_align(int argc, char **argv, const viz_render_opts *ro) {
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};
-    sae_paths_add(&ps, "--a", a, SAE_PATH_IN);
-    sae_paths_add(&ps, "--b", b, SAE_PATH_IN);
+    sae_paths_add(&ps, "--a", a, SAE_PATH_IN_DIR);
+    sae_paths_add(&ps, "--b", b, SAE_PATH_IN_DIR);
     sae_paths_add(&ps, "--features-a", fa, SAE_PATH_IN);
     sae_paths_add(&ps, "--features-b", fb, SAE_PATH_IN);
     if ((rc = check_paths(&ps, ro, out))) return rc;
@@ -348,7 +348,7 @@ static int viz_trace_or_text(int argc, char **argv, const viz_render_opts *ro, i
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};
-    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN);
+    sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
     sae_paths_add(&ps, "--features-file", ff, SAE_PATH_IN);
     if ((rc = check_paths(&ps, ro, out))) return rc;

@@ -244,12 +244,21 @@ static int same_file(const path_ident *a, const path_ident *b) {
     return strcmp(a->canon, b->canon) == 0;
 }
 
+/* read and never written */
+static int input_only(sae_path_kind k) { return k == SAE_PATH_IN || k == SAE_PATH_IN_DIR; }
+
 static int check_one(const sae_paths *ps, size_t i, sae_error *err) {
     const char *flag = ps->p[i].flag, *path = ps->p[i].path;
     sae_error e = {0};
     int rc = SAE_OK;
+    struct stat st;
+    if (ps->p[i].kind == SAE_PATH_IN_DIR && path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (access(path, R_OK | X_OK) != 0)
+            return sae_error_set(err, SAE_ERR_IO, path, "cannot read this folder (%s)", flag);
+        return SAE_OK; /* its files are checked by the reader that knows which it needs */
+    }
     if (ps->p[i].kind != SAE_PATH_OUT) rc = sae_check_input_file(path, flag, &e);
-    if (rc == SAE_OK && ps->p[i].kind != SAE_PATH_IN) rc = sae_check_output_file(path, flag, &e);
+    if (rc == SAE_OK && !input_only(ps->p[i].kind)) rc = sae_check_output_file(path, flag, &e);
     if (rc == SAE_OK) return SAE_OK;
     /* the message names the file; say which flag it was given to as well */
     if (strcmp(e.subject, flag) == 0) return sae_error_set(err, rc, e.subject, "%s", e.msg);
@@ -261,7 +270,7 @@ static int collision(const sae_paths *ps, size_t out, size_t other, sae_error *e
     const char *xf = ps->p[other].flag, *xp = ps->p[other].path;
     char also[4300] = "";
     if (strcmp(op, xp) != 0) snprintf(also, sizeof also, " (%s)", xp); /* a link or another spelling */
-    if (ps->p[other].kind == SAE_PATH_IN)
+    if (input_only(ps->p[other].kind))
         return sae_error_set(err, SAE_ERR_ARG, op, "%s is the %s file%s; writing it would destroy that input",
                              of, xf, also);
     return sae_error_set(err, SAE_ERR_ARG, op, "%s and %s are the same file%s; one output would overwrite the other",
@@ -275,11 +284,11 @@ int sae_paths_check(const sae_paths *ps, sae_error *err) {
     }
     path_ident a, b;
     for (size_t i = 0; i < ps->n; i++) {
-        if (ps->p[i].kind == SAE_PATH_IN) continue;
+        if (input_only(ps->p[i].kind)) continue;
         identify(ps->p[i].path, &a);
         for (size_t j = 0; j < ps->n; j++) {
             /* every output against every input, and each pair of outputs once */
-            if (j == i || (ps->p[j].kind != SAE_PATH_IN && j < i)) continue;
+            if (j == i || (!input_only(ps->p[j].kind) && j < i)) continue;
             identify(ps->p[j].path, &b);
             if (same_file(&a, &b)) return collision(ps, i, j, err);
         }

@@ -63,6 +63,7 @@ typedef enum sae_path_kind {
     SAE_PATH_IN,    /* read */
     SAE_PATH_OUT,   /* written (through a temporary name) */
     SAE_PATH_INOUT, /* read, then rewritten: a checkpoint that --resume continues */
+    SAE_PATH_IN_DIR, /* read: a file, or a readable folder (a published SAE's folder) */
 } sae_path_kind;
 
 #define SAE_PATHS_MAX 16

@@ -203,7 +203,7 @@ static int parse_pair(parser *p, char *s, size_t line) {
         if (!key_char(*c)) return bad_key_char(p, s, *c, line);
     sae_ini_entry e = {.name = p->name, .section = p->section, .key = s, .line = line,
                        .section_line = p->section_line};
-    char *value;
+    char *value = NULL; /* set by parse_value on success (gcc -O2 cannot see it) */
     int rc = parse_value(p, eq + 1, line, &value, &e.value_len);
     if (rc) return rc;
     e.value = value;

@@ -18,7 +18,7 @@ cd "$T" || exit 1
 F=$T/f
 mkdir -p "$F/imported"
 
-# a file inside the folder names it too (the --sae path check takes files only)
+# a file inside the folder names it too
 as_file() { if [ -d "$1" ]; then echo "$1/cfg.json"; else echo "$1"; fi; }
 
 while read -r name path; do
@@ -29,7 +29,17 @@ while read -r name path; do
     grep -q "imported from" out.txt || fail "info of imported $name: no provenance: $(head -c 300 out.txt)"
     expect_ok "$SAE" eval --sae "$(as_file "$path")" --data "$F/acts.h5"
     grep -q '"fvu"' out.txt || fail "eval $name: no fvu"
+    cp out.txt eval_file.txt
+    expect_ok "$SAE" eval --sae "$path" --data "$F/acts.h5" # the folder itself, as downloaded
+    cmp -s out.txt eval_file.txt || fail "eval $name: the folder and its cfg.json differ"
 done <"$F/cases.txt"
+# the folder as --sae in the other commands
+for s in saelens_jumprelu gemmascope; do
+    expect_ok "$SAE" features --sae "$F/$s" --data "$F/acts.h5" --out "$T/feat_$s.h5"
+    expect_ok "$SAE" search --sae "$F/$s" --data "$F/acts.h5" --token-regex '^w[13]$' --min-count 1
+done
+expect_error "is a folder but not a published SAE" "$SAE" eval --sae "$F/imported" --data "$F/acts.h5"
+expect_error "is a folder but not a published SAE" "$SAE" info "$F"
 "$SAE" info "$F/saelens_old_topk" | grep -q "hook           blocks.3.hook_resid_post" || fail "older cfg layout: hook_name not read"
 "$SAE" info "$F/saelens_no_bdec" | grep -q "folded into b_enc" || fail "apply_b_dec_to_input false not reported"
 
