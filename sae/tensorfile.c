@@ -17,6 +17,7 @@
 #include <zip.h>
 
 #include "common/mem.h"
+#include "data/actfile.h" /* data_f16_to_f32 */
 
 #define MAX_HEADER_BYTES ((uint64_t)100 << 20) /* safetensors' own reader caps it at 100 MB */
 #define MAX_TENSORS 4096
@@ -32,20 +33,6 @@ struct sae_tensorfile {
 };
 
 /* --- element conversion ---------------------------------------------------------- */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) bits = sign | 0x7f800000u | (man << 13);      /* Inf, NaN */
-    else if (exp != 0) bits = sign | ((exp + 112) << 23) | (man << 13);
-    else if (man == 0) bits = sign;                                 /* +-0 */
-    else {                                                          /* subnormal: renormalise */
-        int e = -1;
-        do { man <<= 1; e++; } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 static float bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16; /* bfloat16 is the top half of a float32 */
     float f;
@@ -71,7 +58,7 @@ static void convert(float *dst, const unsigned char *src, size_t n, sae_tf_dtype
             dst[i] = (float)v;
         } else {
             uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-            dst[i] = d == SAE_TF_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            dst[i] = d == SAE_TF_F16 ? data_f16_to_f32(h) : bf16_to_f32(h); /* binary16: data/actfile.h */
         }
     }
 }
