@@ -13,76 +13,8 @@
 #include "common/mem.h"
 #include "data/docs.h"
 #include "sae/export.h"
+#include "sae/tensorfile.h"
 #include "sae/io.h"
-
-/* --- safetensors ------------------------------------------------------------------ */
-static void put_le64(unsigned char *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-
-/* Floats as little-endian bytes whatever the host's order. */
-static int write_f32_le(FILE *fp, const float *x, size_t n) {
-    unsigned char buf[4096];
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        for (int k = 0; k < 4; k++) buf[at++] = (unsigned char)(u >> (8 * k));
-        if (at == sizeof buf) {
-            if (fwrite(buf, 1, at, fp) != at) return -1;
-            at = 0;
-        }
-    }
-    return at && fwrite(buf, 1, at, fp) != at ? -1 : 0;
-}
-
-/* The header JSON; NULL when out of memory or a size is too large for it. */
-static char *safetensors_header(const sae_st_tensor *t, size_t n) {
-    cJSON *h = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(h, "__metadata__");
-    int ok = h && meta && cJSON_AddStringToObject(meta, "format", "pt");
-    uint64_t at = 0;
-    for (size_t i = 0; ok && i < n; i++) {
-        uint64_t numel = 1;
-        for (size_t k = 0; k < t[i].ndim; k++) numel *= t[i].shape[k];
-        /* JSON numbers are doubles: offsets must stay exact (and well below 2^53) */
-        if (numel > (UINT64_C(1) << 50) / 4 || at > (UINT64_C(1) << 50)) ok = 0;
-        cJSON *e = ok ? cJSON_AddObjectToObject(h, t[i].name) : NULL, *shape = NULL, *off = NULL;
-        ok = e && cJSON_AddStringToObject(e, "dtype", "F32") && (shape = cJSON_AddArrayToObject(e, "shape")) &&
-             (off = cJSON_AddArrayToObject(e, "data_offsets"));
-        for (size_t k = 0; ok && k < t[i].ndim; k++)
-            ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[k]));
-        ok = ok && cJSON_AddItemToArray(off, cJSON_CreateNumber((double)at)) &&
-             cJSON_AddItemToArray(off, cJSON_CreateNumber((double)(at + 4 * numel)));
-        at += 4 * numel;
-    }
-    char *s = ok ? cJSON_PrintUnformatted(h) : NULL;
-    cJSON_Delete(h);
-    return s;
-}
-
-int sae_safetensors_write(const char *path, const sae_st_tensor *t, size_t n, sae_error *err) {
-    char *json = safetensors_header(t, n);
-    if (!json) return sae_error_set(err, SAE_ERR_NOMEM, path, "out of memory for the safetensors header");
-    size_t len = strlen(json), padded = (len + 7) / 8 * 8; /* the data starts 8-aligned */
-    FILE *fp = fopen(path, "wb");
-    if (!fp) {
-        sae_free(json);
-        return sae_error_set(err, SAE_ERR_IO, path, "cannot create: %s", strerror(errno));
-    }
-    unsigned char hl[8];
-    put_le64(hl, padded);
-    int bad = fwrite(hl, 1, 8, fp) != 8 || fwrite(json, 1, len, fp) != len;
-    for (size_t i = len; !bad && i < padded; i++) bad = fputc(' ', fp) == EOF;
-    sae_free(json);
-    for (size_t i = 0; !bad && i < n; i++) {
-        size_t numel = 1;
-        for (size_t k = 0; k < t[i].ndim; k++) numel *= t[i].shape[k];
-        bad = write_f32_le(fp, t[i].data, numel) != 0;
-    }
-    int e = errno;
-    if (fclose(fp) != 0 && !bad) bad = 1, e = errno;
-    return bad ? sae_error_set(err, SAE_ERR_IO, path, "write failed: %s", strerror(e)) : SAE_OK;
-}
 
 /* --- the fold ------------------------------------------------------------------ */
 const char *sae_export_saelens_arch(sae_arch a) {

@@ -40,19 +40,7 @@
 #include "common/err.h"
 #include "sae/sae.h"
 
-/* One float32 tensor of a safetensors file (ndim 1 or 2). */
-typedef struct sae_st_tensor {
-    const char *name;
-    size_t ndim, shape[2];
-    const float *data;
-} sae_st_tensor;
-
-/* Writes a safetensors file at path (directly: the caller picks a temporary
- * name): an 8-byte little-endian header length, the JSON header (tensors in
- * the given order with dtype F32, shape, data_offsets; "__metadata__" with
- * format "pt"), padded with spaces to a multiple of 8, then the data in
- * little-endian order. */
-int sae_safetensors_write(const char *path, const sae_st_tensor *t, size_t n, sae_error *err);
+/* The safetensors writer is sae_safetensors_write in sae/tensorfile.h, beside the reader. */
 
 /* The SAELens tensors of a model acting on inputs scaled by `scale` (see
  * above): W_enc (D, M), b_enc (M), W_dec (M, D), b_dec (D) and, where the

@@ -66,4 +66,19 @@ int sae_tensorfile_read_f32(sae_tensorfile *tf, const sae_tf_tensor *t, float *o
 /* 1 when the file starts like a zip archive or a safetensors file. */
 int sae_tensorfile_sniff(const char *path);
 
+/* --- writing ------------------------------------------------------------------ */
+/* One float32 tensor of a safetensors file (ndim 1 or 2). */
+typedef struct sae_st_tensor {
+    const char *name;
+    size_t ndim, shape[2];
+    const float *data;
+} sae_st_tensor;
+
+/* Writes a safetensors file at path (directly: the caller picks a temporary
+ * name): an 8-byte little-endian header length, the JSON header (tensors in
+ * the given order with dtype F32, shape, data_offsets; "__metadata__" with
+ * format "pt"), padded with spaces to a multiple of 8, then the data in
+ * little-endian order. */
+int sae_safetensors_write(const char *path, const sae_st_tensor *t, size_t n, sae_error *err);
+
 #endif

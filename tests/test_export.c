@@ -16,6 +16,7 @@
 #include "common/mem.h"
 #include "common/rng.h"
 #include "sae/export.h"
+#include "sae/tensorfile.h"
 #include "testutil.h"
 
 static void test_safetensors_bytes(void **state) {
