@@ -1,6 +1,7 @@
-/* sae/tensorfile.h: read-only access to the tensor containers published SAEs
- * come in, behind one small API: safetensors files and numpy .npz archives
- * (a zip of .npy files). The container is recognised by content (a zip's
+/* sae/tensorfile.h: the tensor containers published SAEs come in, behind one
+ * small API: reading safetensors files and numpy .npz archives (a zip of .npy
+ * files), and writing float32 safetensors. A container is recognised by
+ * content (a zip's
  * "PK\3\4" magic, else a safetensors header), never by the file's name.
  *
  * safetensors: an 8-byte little-endian header length n, n bytes of JSON
