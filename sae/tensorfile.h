@@ -1,8 +1,8 @@
 /* sae/tensorfile.h: the tensor containers published SAEs come in, behind one
  * small API: reading safetensors files and numpy .npz archives (a zip of .npy
  * files), and writing float32 safetensors. A container is recognised by
- * content (a zip's
- * "PK\3\4" magic, else a safetensors header), never by the file's name.
+ * content (a zip's "PK\3\4" magic, else a safetensors header), never by the
+ * file's name.
  *
  * safetensors: an 8-byte little-endian header length n, n bytes of JSON
  *   {"NAME": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end)}, ...,
