@@ -4,7 +4,8 @@
 # tests/read_export.py, an independent reader (numpy/json/struct only) that
 # compares SAELens's encoding rule on raw held-out rows with ours on the
 # checkpoint's HDF5 weights; the Neuronpedia JSON of a features file checked
-# against the features file and the data; then bad input, each one
+# against the features file and the data; each export imported back (and
+# read as a folder) evaluating as the original; then bad input, each one
 # `sae: error:` line. Without h5py the test is skipped (exit 77).
 set -u
 S=$1
@@ -30,6 +31,19 @@ for a in topk relu jumprelu batchtopk matryoshka; do
     expect_ok "$S" export $a.h5 --format saelens --out sl_$a --features f_$a.h5
     "$PY" "$HERE/read_export.py" saelens sl_$a $a.h5 h.h5 f_$a.h5 || fail "read_export saelens $a"
     [ -z "$(ls -d sl_$a.tmp.* 2>/dev/null)" ] || fail "$a: temporary folder left behind"
+    # round trip: the exported folder imported back (and read directly) is the same SAE
+    expect_ok "$S" import sl_$a --out back_$a.h5
+    expect_ok "$S" eval --sae $a.h5 --data h.h5 --threads 1
+    cp out.txt eval_orig.json
+    for b in back_$a.h5 sl_$a; do
+        expect_ok "$S" eval --sae $b --data h.h5 --threads 1
+        "$PY" -c "
+import json, sys
+a, b = json.load(open('eval_orig.json')), json.load(open('out.txt'))
+for k in ('fvu', 'mse', 'l0', 'cossim'):
+    if abs(a[k] - b[k]) > 1e-5 * (1 + abs(a[k])): sys.exit(f'{k}: {a[k]} vs {b[k]}')
+" || fail "$a: $b does not evaluate as the original: $(cat out.txt | head -c 300)"
+    done
 done
 # without --features: no sparsity file; an existing empty folder is taken
 mkdir empty
