@@ -198,7 +198,7 @@ int cmd_export(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     sae_paths ps = {0};
-    sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN);
+    sae_paths_add(&ps, "FILE", pos[0], SAE_PATH_IN_DIR); /* an SAE file, or a published SAE's folder */
     sae_paths_add(&ps, "--features", features, SAE_PATH_IN);
     sae_paths_add(&ps, "--data", data, SAE_PATH_IN);
     sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);

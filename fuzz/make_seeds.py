@@ -151,11 +151,63 @@ def data_seeds():
     put("fuzz_actfile", "extras", bytes([5, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 7, 1, 1]) + b"ab\xc3(")
 
 
+def safetensors_bytes(tensors):
+    """safetensors: 8-byte LE header length, JSON header, then F32 data"""
+    import json
+    header, blob = {}, b""
+    for name, shape in tensors:
+        n = 1
+        for k in shape:
+            n *= k
+        data = struct.pack("<%df" % n, *[0.01 * (i % 7 - 3) for i in range(n)])
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [len(blob), len(blob) + len(data)]}
+        blob += data
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + blob
+
+
+def npz_bytes(arrays):
+    """.npz: a zip of .npy (version 1 headers, little-endian float32, C order)"""
+    import io
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, shape in arrays:
+            n = 1
+            for k in shape:
+                n *= k
+            hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join("%d," % k for k in shape)
+            hdr = hdr.encode() + b" " * (-(len(hdr) + 11) % 64) + b"\n"
+            npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr
+            z.writestr(name + ".npy", npy + struct.pack("<%df" % n, *[0.02 * (i % 5 - 2) for i in range(n)]))
+    return out.getvalue()
+
+
+def tensorfile_seeds():
+    """fuzz_tensorfile: byte 0 even = a tensor file as it is; odd = cfg.json NUL weights"""
+    import json
+    d, m = 4, 8
+    sl = [("W_enc", (d, m)), ("b_enc", (m,)), ("W_dec", (m, d)), ("b_dec", (d,))]
+    put("fuzz_tensorfile", "safetensors", b"\x00" + safetensors_bytes(sl))
+    put("fuzz_tensorfile", "npz", b"\x00" + npz_bytes(sl + [("threshold", (m,))]))
+    cfg = {"architecture": "topk", "d_in": d, "d_sae": m, "k": 2, "apply_b_dec_to_input": True,
+           "normalize_activations": "none", "metadata": {"hook_name": "blocks.0.hook_resid_post"}}
+    put("fuzz_tensorfile", "saelens_topk", b"\x01" + json.dumps(cfg).encode() + b"\x00" + safetensors_bytes(sl))
+    jr = dict(cfg, architecture="jumprelu")
+    put("fuzz_tensorfile", "saelens_jumprelu",
+        b"\x01" + json.dumps(jr).encode() + b"\x00" + safetensors_bytes(sl + [("threshold", (m,))]))
+    sp = [("encoder.weight", (m, d)), ("encoder.bias", (m,)), ("W_dec", (m, d)), ("b_dec", (d,))]
+    put("fuzz_tensorfile", "sparsify", b"\x03" + json.dumps({"k": 2, "num_latents": m}).encode() + b"\x00"
+        + safetensors_bytes(sp))
+
+
 def main():
     data_seeds()
     config_seeds()
     model_seeds()
     tokenizer_seeds()
+    tensorfile_seeds()
 
 
 if __name__ == "__main__":

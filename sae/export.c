@@ -79,7 +79,9 @@ static cJSON *saelens_config(const sae_model *m, double scale, const data_identi
     if (has_prov && id->hook[0]) {
         /* TransformerLens's name for a residual-stream site of a block */
         char hook[160];
-        if (id->layer >= 0) snprintf(hook, sizeof hook, "blocks.%lld.hook_%s", (long long)id->layer, id->hook);
+        if (strncmp(id->hook, "blocks.", 7) == 0 || strncmp(id->hook, "hook_", 5) == 0)
+            snprintf(hook, sizeof hook, "%s", id->hook); /* already a full name (an imported SAELens SAE) */
+        else if (id->layer >= 0) snprintf(hook, sizeof hook, "blocks.%lld.hook_%s", (long long)id->layer, id->hook);
         else snprintf(hook, sizeof hook, "hook_%s", id->hook);
         cJSON_AddStringToObject(md, "hook_name", hook);
         cJSON_AddStringToObject(md, "sae_site", id->hook);

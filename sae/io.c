@@ -295,9 +295,10 @@ int sae_file_open_h5(const char *path, int64_t *h5_out, sae_error *err) {
     if (stat(path, &st) != 0) return sae_error_set(err, SAE_ERR_IO, path, "%s", strerror(errno));
     if (S_ISDIR(st.st_mode)) /* sae_foreign_detect found no published SAE in it */
         return sae_error_set(err, SAE_ERR_FORMAT, path,
-                             "is a folder but not a published SAE: expected cfg.json with sae_weights.safetensors "
-                             "(SAELens) or sae.safetensors (sparsify: one folder per hookpoint, e.g. %s/layers.6), "
-                             "or params.npz (Gemma Scope)", path);
+                             "is a folder: neither one of this toolkit's HDF5 files nor a published SAE, whose "
+                             "folder holds cfg.json with sae_weights.safetensors (SAELens) or sae.safetensors "
+                             "(sparsify: one folder per hookpoint, e.g. %s/layers.6), or params.npz (Gemma Scope)",
+                             path);
     if (!S_ISREG(st.st_mode)) return sae_error_set(err, SAE_ERR_IO, path, "not a regular file");
     if (st.st_size == 0) return sae_error_set(err, SAE_ERR_FORMAT, path, "empty file");
     hid_t h; /* data_h5_open_read tells a file locked by a writer from a damaged one */

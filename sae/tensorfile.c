@@ -199,9 +199,10 @@ static int st_open(sae_tensorfile *tf, size_t file_bytes, sae_error *err) {
     cJSON_Delete(j);
     if (rc < 0) return rc;
     /* byte ranges must not overlap (empty tensors take no bytes) */
-    sae_tf_tensor *sorted = tf->n ? sae_calloc_n(tf->n, sizeof *sorted) : NULL;
-    if (tf->n && !sorted) return sae_error_set(err, SAE_ERR_NOMEM, p, "out of memory");
-    if (tf->n) memcpy(sorted, tf->t, tf->n * sizeof *sorted);
+    if (tf->n < 2) return SAE_OK; /* (a header "{}" holds no tensor: the SAE reader names what is missing) */
+    sae_tf_tensor *sorted = sae_calloc_n(tf->n, sizeof *sorted);
+    if (!sorted) return sae_error_set(err, SAE_ERR_NOMEM, p, "out of memory");
+    memcpy(sorted, tf->t, tf->n * sizeof *sorted);
     qsort(sorted, tf->n, sizeof *sorted, cmp_offset);
     for (size_t i = 1; i < tf->n && rc == SAE_OK; i++)
         if (sorted[i].nbytes && sorted[i - 1].offset + sorted[i - 1].nbytes > sorted[i].offset)

@@ -38,8 +38,22 @@ for s in saelens_jumprelu gemmascope; do
     expect_ok "$SAE" features --sae "$F/$s" --data "$F/acts.h5" --out "$T/feat_$s.h5"
     expect_ok "$SAE" search --sae "$F/$s" --data "$F/acts.h5" --token-regex '^w[13]$' --min-count 1
 done
-expect_error "is a folder but not a published SAE" "$SAE" eval --sae "$F/imported" --data "$F/acts.h5"
-expect_error "is a folder but not a published SAE" "$SAE" info "$F"
+# a published SAE handed on to SAELens: its folder exported, and the export evaluating as the source
+expect_ok "$SAE" export "$F/gemmascope" --format saelens --out "$T/gs_sl"
+expect_ok "$SAE" eval --sae "$F/gemmascope" --data "$F/acts.h5"
+cp out.txt eval_gs.txt
+expect_ok "$SAE" eval --sae "$T/gs_sl" --data "$F/acts.h5"
+"$PY" -c "
+import json, sys
+a, b = json.load(open('eval_gs.txt')), json.load(open('out.txt'))
+sys.exit(0 if all(abs(a[k] - b[k]) <= 1e-5 * (1 + abs(a[k])) for k in ('fvu', 'l0', 'cossim')) else 1)" ||
+    fail "gemmascope exported for SAELens does not evaluate as itself"
+# an imported SAELens SAE keeps its full hook name through export
+expect_ok "$SAE" export "$F/imported/saelens_old_topk.h5" --format saelens --out "$T/ot"
+"$PY" -c "import json, sys; sys.exit(json.load(open('$T/ot/cfg.json'))['metadata']['hook_name'] != 'blocks.3.hook_resid_post')" ||
+    fail "hook name: $(head -c 400 "$T/ot/cfg.json")"
+expect_error "nor a published SAE" "$SAE" eval --sae "$F/imported" --data "$F/acts.h5"
+expect_error "nor a published SAE" "$SAE" info "$F"
 "$SAE" info "$F/saelens_old_topk" | grep -q "hook           blocks.3.hook_resid_post" || fail "older cfg layout: hook_name not read"
 "$SAE" info "$F/saelens_no_bdec" | grep -q "folded into b_enc" || fail "apply_b_dec_to_input false not reported"
 

@@ -128,7 +128,7 @@ expect 1 "$T/mk: is a directory, not a file (--model)" -- "$SAE" capture --model
 expect 1 "$T/mk: is a directory, not a file (--tokenizer)" -- "$SAE" generate --model "$T/tiny.bin" --tokenizer "$T/mk"
 expect 1 "$T/mk: is a directory, not a file (--corpus)" -- "$SAE" capture "${MODEL[@]}" --corpus "$T/mk" --layer 0 --out "$T/o.h5"
 expect 1 "$T/mk: is a directory, not a file (--log)" -- "$SAE" viz curves --log "$T/mk" --out "$T/o.png"
-expect 1 "$T/mk: is a folder but not a published SAE" -- "$SAE" features --sae "$T/mk" --data "$T/d.h5" --out "$T/o.h5"
+expect 1 "$T/mk: is a folder: neither one of this toolkit's HDF5 files nor a published SAE" -- "$SAE" features --sae "$T/mk" --data "$T/d.h5" --out "$T/o.h5"
 expect 1 "$T/mk: is a directory, not a file (--out)" -- "$SAE" features --sae "$T/s.h5" --data "$T/d.h5" --out "$T/mk"
 expect 1 "$T/none.h5: No such file or directory (--data)" -- "$SAE" eval --sae "$T/s.h5" --data "$T/none.h5"
 expect 1 "cannot create the output: No such file or directory (folder $T/nodir)" -- "$SAE" synth --out "$T/nodir/o.h5"
