@@ -107,8 +107,8 @@ void data_docs_doc_rows(const data_docs *d, size_t doc, int64_t *lo, int64_t *hi
 
 int data_docs_resolve(const data_docs *d, size_t doc, size_t window, size_t *out, sae_error *err) {
     if (doc >= d->n_docs)
-        return sae_error_set(err, SAE_ERR_ARG, "--doc", "%zu is out of range: there are %zu corpus documents (0..%zu)",
-                             doc, d->n_docs, d->n_docs - 1);
+        return sae_error_set(err, SAE_ERR_ARG, "--doc", "%zu is out of range: there %s %zu corpus document%s (0..%zu)",
+                             doc, d->n_docs == 1 ? "is" : "are", d->n_docs, d->n_docs == 1 ? "" : "s", d->n_docs - 1);
     size_t nw = (size_t)(d->doc_win[doc + 1] - d->doc_win[doc]);
     if (nw == 0)
         return sae_error_set(err, SAE_ERR_ARG, "--doc", "corpus document %zu produced no tokens (an empty text)", doc);

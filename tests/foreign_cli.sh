@@ -37,7 +37,10 @@ done <"$F/cases.txt"
 for s in saelens_jumprelu gemmascope; do
     expect_ok "$SAE" features --sae "$F/$s" --data "$F/acts.h5" --out "$T/feat_$s.h5"
     expect_ok "$SAE" search --sae "$F/$s" --data "$F/acts.h5" --token-regex '^w[13]$' --min-count 1
+    expect_ok "$SAE" viz trace --sae "$F/$s" --data "$F/acts.h5" --doc 0 --top 4 --out "$T/trace_$s.png"
+    [ -s "$T/trace_$s.png" ] || fail "viz trace with $s wrote no figure"
 done
+expect_ok "$SAE" viz trace --sae "$F/sparsify/layers.6" --data "$F/acts.h5" --doc 0 --window 0 --top 4 --out "$T/trace_sp.png"
 # a published SAE handed on to SAELens: its folder exported, and the export evaluating as the source
 expect_ok "$SAE" export "$F/gemmascope" --format saelens --out "$T/gs_sl"
 expect_ok "$SAE" eval --sae "$F/gemmascope" --data "$F/acts.h5"
