@@ -14,6 +14,7 @@
 #include "common/fileutil.h"
 #include "common/mem.h"
 #include "data/actfile.h"
+#include "data/windows.h"
 
 /* --- corpus: one document at a time ---------------------------------------- */
 struct data_corpus {
@@ -382,7 +383,7 @@ typedef struct {
     float *final; /* (rows, dim) the last block's resid_post, or NULL */
 } site_copy;
 
-static void copy_hook(int layer, data_site site, const float *x, size_t rows, void *user) {
+static void copy_hook(int layer, data_site site, float *x, size_t rows, void *user) {
     site_copy *s = user;
     if (layer == s->layer && site == s->site) memcpy(s->dst, x, rows * s->dim * sizeof(float));
     if (s->final && layer == s->last_layer && site == DATA_SITE_RESID_POST)
@@ -390,9 +391,6 @@ static void copy_hook(int layer, data_site site, const float *x, size_t rows, vo
 }
 
 typedef struct {
-    int32_t *tokens; /* (cap) window tokens, BOS first */
-    size_t *off;     /* (max_windows + 1) */
-    size_t n_rows, n_win, cap, max_win;
     float *acts;     /* (cap, dim) */
     float *rows_out; /* (cap, dim) written rows */
     int32_t *tok_out;
@@ -480,32 +478,28 @@ static int predict_rows(capture_ctx *c, size_t n, sae_error *err) {
     return data_actwriter_append_predictions(c->w, b->pred_id, b->pred_lp, n, K, err);
 }
 
-/* Runs the pending windows and appends their rows (minus BOS unless kept). */
-static int flush(capture_ctx *c, const char *label_of_pending[], const char *meta_of_pending[],
-                 const int64_t *source_of_pending, sae_error *err) {
+/* Runs one batch of windows and appends their rows (minus BOS unless kept). */
+static int run_batch(capture_ctx *c, const data_window_batch *w, sae_error *err) {
     batch *b = &c->b;
-    if (b->n_win == 0) return SAE_OK;
     size_t D = (size_t)c->m->c.dim, n = 0;
     int predict = c->p->predictions > 0;
     site_copy sc = {c->p->layer, c->p->site, b->acts, D, c->m->c.n_layers - 1,
                     predict ? b->final : NULL};
     /* predictions need every block, not just those up to --layer */
-    data_llama_forward(c->run, b->tokens, b->off, b->n_win, predict ? -1 : c->p->layer, copy_hook,
+    data_llama_forward(c->run, w->tokens, w->off, w->n_win, predict ? -1 : c->p->layer, copy_hook,
                        &sc, NULL);
-    for (size_t s = 0; s < b->n_win; s++) {
-        for (size_t i = b->off[s] + (c->p->keep_bos ? 0 : 1); i < b->off[s + 1]; i++) {
+    for (size_t s = 0; s < w->n_win; s++) {
+        for (size_t i = w->off[s] + (c->p->keep_bos ? 0 : 1); i < w->off[s + 1]; i++) {
             memcpy(b->rows_out + n * D, b->acts + i * D, D * sizeof(float));
             if (predict) memcpy(b->fin_out + n * D, b->final + i * D, D * sizeof(float));
-            b->tok_out[n++] = b->tokens[i];
+            b->tok_out[n++] = w->tokens[i];
         }
-        if (index_add(&c->idx, (int64_t)(c->rows_written + n), label_of_pending[s],
-                      meta_of_pending[s], source_of_pending[s]) < 0)
+        if (index_add(&c->idx, (int64_t)(c->rows_written + n), w->label[s], w->meta[s], w->source[s]) < 0)
             return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
     int rc = data_actwriter_append(c->w, b->rows_out, b->tok_out, n, err);
     if (rc == SAE_OK && predict) rc = predict_rows(c, n, err);
     c->rows_written += n;
-    b->n_rows = b->n_win = 0;
     return rc;
 }
 
@@ -557,21 +551,14 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
                              "%zu is more than %s (%zu): store at most that many predictions per row",
                              p->predictions, V <= DATA_MAX_PREDICTIONS ? "the model's vocabulary" : "the limit",
                              V <= DATA_MAX_PREDICTIONS ? V : (size_t)DATA_MAX_PREDICTIONS);
-    size_t batch_rows = p->batch_rows < seq_len ? seq_len : p->batch_rows;
-    size_t max_win = batch_rows / seq_len, cap = max_win * seq_len, D = (size_t)mc->dim;
-    size_t K = p->predictions;
+    size_t D = (size_t)mc->dim, K = p->predictions;
 
-    data_corpus *cp;
-    int rc = data_corpus_open(&cp, p->corpus_path, err);
+    data_windows *win;
+    int rc = data_windows_open(&win, p->corpus_path, t, seq_len, p->batch_rows, err);
     if (rc < 0) return rc;
-    struct stat st;
-    uint64_t total_bytes = stat(p->corpus_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    size_t cap = data_windows_max_rows(win);
     capture_ctx c = {.m = m, .p = p};
     batch *b = &c.b;
-    b->cap = cap;
-    b->max_win = max_win;
-    b->tokens = sae_malloc(cap * sizeof *b->tokens);
-    b->off = sae_malloc((max_win + 1) * sizeof *b->off);
     b->acts = sae_alloc(cap * D * sizeof(float));
     b->rows_out = sae_alloc(cap * D * sizeof(float));
     b->tok_out = sae_malloc(cap * sizeof *b->tok_out);
@@ -585,14 +572,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         if (!b->final || !b->fin_out || !b->normed || !b->logits || !b->pred_id || !b->pred_lp)
             rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for --predictions %zu", K);
     }
-    const char **pending_label = sae_calloc_n(max_win, sizeof *pending_label);
-    const char **pending_meta = sae_calloc_n(max_win, sizeof *pending_meta);
-    int64_t *pending_source = sae_calloc_n(max_win, sizeof *pending_source);
-    char **doc_labels = sae_calloc_n(max_win, sizeof *doc_labels); /* owned copies for pending windows */
-    char **doc_metas = sae_calloc_n(max_win, sizeof *doc_metas);
-    if (!b->tokens || !b->off || !b->acts || !b->rows_out || !b->tok_out || !pending_label ||
-        !pending_meta || !pending_source || !doc_labels || !doc_metas)
-        rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    if (!b->acts || !b->rows_out || !b->tok_out) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     /* attention scores sized by the window, not the model's context */
     if (rc == SAE_OK) rc = data_llama_run_init_seq(&c.run, m, cap, seq_len, err);
     if (rc == SAE_OK) {
@@ -604,53 +584,22 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
                                  .hook = data_site_name(p->site), .layer = p->layer};
         rc = data_actwriter_open(&c.w, p->out_path, &o, err);
     }
-    data_capture_progress pr = {.bytes_total = total_bytes};
-    int32_t *ids = NULL;
+    data_capture_progress pr = {0};
+    data_windows_progress wp;
     while (rc == SAE_OK) {
-        data_corpus_doc doc_in;
-        int got = data_corpus_next(cp, &doc_in, err);
+        data_window_batch wb;
+        int got = data_windows_next(win, &wb, err);
         if (got < 0) rc = got;
         if (got <= 0) break;
-        size_t n;
-        sae_free(ids);
-        ids = NULL;
-        if ((rc = data_tokenizer_encode(t, doc_in.text, doc_in.len, 0, &ids, &n, err)) < 0) break;
-        int64_t doc = (int64_t)pr.docs++;
-        size_t W = seq_len - 1;
-        for (size_t w0 = 0; w0 < n && rc == SAE_OK; w0 += W) {
-            size_t len = n - w0 < W ? n - w0 : W;
-            if (b->n_win == max_win) {
-                rc = flush(&c, pending_label, pending_meta, pending_source, err);
-                for (size_t i = 0; i < max_win; i++) {
-                    sae_free(doc_labels[i]), sae_free(doc_metas[i]);
-                    doc_labels[i] = doc_metas[i] = NULL;
-                }
-                if (rc < 0) break;
-                pr.bytes_done = data_corpus_bytes(cp);
-                if (cb) cb(&pr, user);
-            }
-            b->off[b->n_win] = b->n_rows;
-            b->tokens[b->n_rows++] = DATA_TOKEN_BOS;
-            memcpy(b->tokens + b->n_rows, ids + w0, len * sizeof *ids);
-            b->n_rows += len;
-            doc_labels[b->n_win] = doc_in.label ? sae_strdup(doc_in.label) : NULL;
-            doc_metas[b->n_win] = doc_in.meta ? sae_strdup(doc_in.meta) : NULL;
-            if ((doc_in.label && !doc_labels[b->n_win]) || (doc_in.meta && !doc_metas[b->n_win])) {
-                rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for a document label");
-                break;
-            }
-            pending_label[b->n_win] = doc_labels[b->n_win];
-            pending_meta[b->n_win] = doc_metas[b->n_win];
-            pending_source[b->n_win] = doc;
-            b->off[++b->n_win] = b->n_rows;
-            pr.windows++;
-            pr.tokens += len + (p->keep_bos ? 1 : 0);
-        }
+        rc = run_batch(&c, &wb, err);
+        data_windows_get_progress(win, &wp);
+        pr = (data_capture_progress){.docs = wp.docs, .windows = wp.windows,
+                                     .tokens = wp.tokens + (p->keep_bos ? wp.windows : 0),
+                                     .bytes_done = wp.bytes_done, .bytes_total = wp.bytes_total};
+        if (rc == SAE_OK && cb) cb(&pr, user);
     }
-    if (rc == SAE_OK) rc = flush(&c, pending_label, pending_meta, pending_source, err);
     if (rc == SAE_OK && c.rows_written == 0)
         rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
-    pr.bytes_done = data_corpus_bytes(cp);
     pr.finished = 1;
     if (rc == SAE_OK && cb) cb(&pr, user);
     if (rc == SAE_OK) rc = write_meta(&c, t, tokenizer_path, seq_len, err);
@@ -658,15 +607,11 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         if (rc == SAE_OK) rc = data_actwriter_finish(c.w, err);
         else data_actwriter_abort(c.w);
     }
-    for (size_t i = 0; doc_labels && i < max_win; i++) sae_free(doc_labels[i]);
-    for (size_t i = 0; doc_metas && i < max_win; i++) sae_free(doc_metas[i]);
-    sae_free(doc_labels), sae_free(doc_metas), sae_free(pending_label), sae_free(pending_meta);
-    sae_free(pending_source), sae_free(ids);
-    sae_free(b->tokens), sae_free(b->off), sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
+    sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
     sae_free(b->final), sae_free(b->fin_out), sae_free(b->normed), sae_free(b->logits);
     sae_free(b->pred_id), sae_free(b->pred_lp);
     data_llama_run_free(c.run);
     index_free(&c.idx);
-    data_corpus_close(cp);
+    data_windows_close(win);
     return rc;
 }

@@ -275,43 +275,67 @@ static void attention(data_llama_run *r, const size_t *off, size_t n_seq) {
     }
 }
 
-void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
-                        int last_layer, data_llama_hook hook, void *user, float *logits) {
-    const data_llama *m = r->m;
-    const data_llama_config *c = &m->c;
-    size_t N = off[n_seq], D = (size_t)c->dim, KV = (size_t)c->kv_dim, H = (size_t)c->hidden_dim;
+void data_llama_begin(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq) {
+    size_t N = off[n_seq], D = (size_t)r->m->c.dim;
     SAE_ASSERT(N <= r->cap);
     for (size_t s = 0; s < n_seq; s++)
         for (size_t i = off[s]; i < off[s + 1]; i++) r->pos[i] = (int)(i - off[s]);
-    for (size_t i = 0; i < N; i++) memcpy(r->x + i * D, m->token_embedding + (size_t)tokens[i] * D, D * 4);
-    int layers = logits || last_layer < 0 || last_layer >= c->n_layers ? c->n_layers : last_layer + 1;
-    for (int l = 0; l < layers; l++) {
-        size_t L = (size_t)l;
-        if (hook) hook(l, DATA_SITE_RESID_PRE, r->x, N, user);
-        rmsnorm_rows(r->xb, r->x, m->rms_att + L * D, N, D);
-        /* projections: (N, D) @ W^T with W stored [out][in] */
-        sae_gemm(0, 1, N, D, D, 1.0f, r->xb, D, m->wq + L * D * D, D, 0.0f, r->q, D);
-        sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wk + L * KV * D, D, 0.0f, r->k, KV);
-        sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wv + L * KV * D, D, 0.0f, r->v, KV);
-        rope_rows(r->q, r->k, r->pos, N, c);
-        attention(r, off, n_seq);
-        sae_gemm(0, 1, N, D, D, 1.0f, r->att, D, m->wo + L * D * D, D, 0.0f, r->proj, D);
-        if (hook) hook(l, DATA_SITE_ATTN_OUT, r->proj, N, user);
-        for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
-        rmsnorm_rows(r->xb, r->x, m->rms_ffn + L * D, N, D);
-        sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w1 + L * H * D, D, 0.0f, r->h1, H);
-        sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w3 + L * H * D, D, 0.0f, r->h3, H);
+    for (size_t i = 0; i < N; i++)
+        memcpy(r->x + i * D, r->m->token_embedding + (size_t)tokens[i] * D, D * sizeof(float));
+}
+
+/* One block on the residual stream r->x of N rows, hooks at its four sites. */
+static void block(data_llama_run *r, const size_t *off, size_t n_seq, int l, data_llama_hook hook,
+                  void *user) {
+    const data_llama *m = r->m;
+    const data_llama_config *c = &m->c;
+    size_t N = off[n_seq], D = (size_t)c->dim, KV = (size_t)c->kv_dim, H = (size_t)c->hidden_dim;
+    size_t L = (size_t)l;
+    if (hook) hook(l, DATA_SITE_RESID_PRE, r->x, N, user);
+    rmsnorm_rows(r->xb, r->x, m->rms_att + L * D, N, D);
+    /* projections: (N, D) @ W^T with W stored [out][in] */
+    sae_gemm(0, 1, N, D, D, 1.0f, r->xb, D, m->wq + L * D * D, D, 0.0f, r->q, D);
+    sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wk + L * KV * D, D, 0.0f, r->k, KV);
+    sae_gemm(0, 1, N, KV, D, 1.0f, r->xb, D, m->wv + L * KV * D, D, 0.0f, r->v, KV);
+    rope_rows(r->q, r->k, r->pos, N, c);
+    attention(r, off, n_seq);
+    sae_gemm(0, 1, N, D, D, 1.0f, r->att, D, m->wo + L * D * D, D, 0.0f, r->proj, D);
+    if (hook) hook(l, DATA_SITE_ATTN_OUT, r->proj, N, user);
+    for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
+    rmsnorm_rows(r->xb, r->x, m->rms_ffn + L * D, N, D);
+    sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w1 + L * H * D, D, 0.0f, r->h1, H);
+    sae_gemm(0, 1, N, H, D, 1.0f, r->xb, D, m->w3 + L * H * D, D, 0.0f, r->h3, H);
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < N * H; i++) {
-            float a = r->h1[i];
-            r->h1[i] = a / (1.0f + expf(-a)) * r->h3[i]; /* silu(w1 x) * w3 x */
-        }
-        sae_gemm(0, 1, N, D, H, 1.0f, r->h1, H, m->w2 + L * D * H, H, 0.0f, r->proj, D);
-        if (hook) hook(l, DATA_SITE_MLP_OUT, r->proj, N, user);
-        for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
-        if (hook) hook(l, DATA_SITE_RESID_POST, r->x, N, user);
+    for (size_t i = 0; i < N * H; i++) {
+        float a = r->h1[i];
+        r->h1[i] = a / (1.0f + expf(-a)) * r->h3[i]; /* silu(w1 x) * w3 x */
     }
-    if (logits) data_llama_logits(m, r->x, N, r->xb, logits);
+    sae_gemm(0, 1, N, D, H, 1.0f, r->h1, H, m->w2 + L * D * H, H, 0.0f, r->proj, D);
+    if (hook) hook(l, DATA_SITE_MLP_OUT, r->proj, N, user);
+    for (size_t i = 0; i < N * D; i++) r->x[i] += r->proj[i];
+    if (hook) hook(l, DATA_SITE_RESID_POST, r->x, N, user);
+}
+
+void data_llama_blocks(data_llama_run *r, const size_t *off, size_t n_seq, int first, int last,
+                       data_llama_hook hook, void *user) {
+    SAE_ASSERT(off[n_seq] <= r->cap && first >= 0 && last < r->m->c.n_layers);
+    for (int l = first; l <= last; l++) block(r, off, n_seq, l, hook, user);
+}
+
+float *data_llama_residual(data_llama_run *r) { return r->x; }
+
+void data_llama_end(data_llama_run *r, size_t rows, float *logits) {
+    SAE_ASSERT(rows <= r->cap);
+    data_llama_logits(r->m, r->x, rows, r->xb, logits);
+}
+
+void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
+                        int last_layer, data_llama_hook hook, void *user, float *logits) {
+    const data_llama_config *c = &r->m->c;
+    int layers = logits || last_layer < 0 || last_layer >= c->n_layers ? c->n_layers : last_layer + 1;
+    data_llama_begin(r, tokens, off, n_seq);
+    data_llama_blocks(r, off, n_seq, 0, layers - 1, hook, user);
+    if (logits) data_llama_end(r, off[n_seq], logits);
 }
 
 void data_llama_logits(const data_llama *m, const float *x, size_t rows, float *normed,

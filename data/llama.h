@@ -83,15 +83,30 @@ int data_llama_run_init_seq(data_llama_run **out, const data_llama *m, size_t ma
                             size_t max_seq, sae_error *err);
 void data_llama_run_free(data_llama_run *r);
 
-/* Called with the activations x (rows, dim) at each site of each layer. */
-typedef void (*data_llama_hook)(int layer, data_site site, const float *x, size_t rows,
-                                void *user);
+/* Called with the activations x (rows, dim) at each site of each layer. The
+ * hook may change x in place: the forward goes on from what it leaves (that
+ * is how an SAE is spliced in, or a feature steered). At attn_out and mlp_out
+ * x is what is about to be added to the residual stream. */
+typedef void (*data_llama_hook)(int layer, data_site site, float *x, size_t rows, void *user);
 
 /* Runs n_seq sequences, sequence s being tokens[off[s] .. off[s+1]) at
  * positions 0, 1, ... Stops after block last_layer unless logits (rows, V) is
  * wanted (last_layer < 0 also runs every block). */
 void data_llama_forward(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq,
                         int last_layer, data_llama_hook hook, void *user, float *logits);
+
+/* The forward in pieces, for runs that share a prefix (sae eval --model runs
+ * the blocks before the SAE's site once and the rest once per splice):
+ * data_llama_begin puts the tokens' embeddings in the residual stream,
+ * data_llama_blocks runs blocks first..last on it (hook as above),
+ * data_llama_residual is the stream (rows, dim) between blocks, which the
+ * caller may save and restore, and data_llama_end computes the logits of it.
+ * data_llama_forward = begin, blocks, end. */
+void data_llama_begin(data_llama_run *r, const int32_t *tokens, const size_t *off, size_t n_seq);
+void data_llama_blocks(data_llama_run *r, const size_t *off, size_t n_seq, int first, int last,
+                       data_llama_hook hook, void *user);
+float *data_llama_residual(data_llama_run *r);
+void data_llama_end(data_llama_run *r, size_t rows, float *logits);
 
 /* The classifier's logits (rows, V) of final-block residuals x (rows, dim):
  * final RMSNorm, then wcls, as the forward ends. normed is (rows, dim)

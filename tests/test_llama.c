@@ -77,7 +77,7 @@ typedef struct {
     size_t T, D, row0;
 } grab;
 
-static void grab_hook(int layer, data_site site, const float *x, size_t rows, void *user) {
+static void grab_hook(int layer, data_site site, float *x, size_t rows, void *user) {
     grab *g = user;
     (void)rows;
     memcpy(g->sites + (((size_t)layer * 4 + site) * g->T) * g->D, x + g->row0 * g->D,
