@@ -107,6 +107,22 @@ struct sae_model;
 int cli_open_sae_and_data(const char *sae_path, const char *data, size_t capacity, int precision,
                           struct sae_model *m, double *scale, struct data_actfile **f);
 
+/* An SAE to run inside a model (eval --model, generate --sae): loads it for
+ * capacity rows and decides its site. *layer and *site come in as given (-1:
+ * not given) and go out resolved: from the SAE's provenance when not given
+ * (an SAE without provenance needs --layer; the site then defaults to
+ * resid_post). Refuses an SAE whose width is not the model's and a layer past
+ * the model's depth; warns when the SAE was trained on another model, layer
+ * or site. Prints the error line; returns 0 or an exit code. */
+struct sae_model;
+int cli_open_sae_for_model(const char *sae_path, const struct data_llama *lm, const char *model_path,
+                           size_t capacity, struct sae_model *m, double *scale, int *layer, int *site);
+/* The edits of --steer F:A, --ablate F and --clamp F:V (any may be NULL) for
+ * an SAE of n_latents features, into out (room for 3 * CLI_STRS_MAX). */
+struct sae_edit;
+int cli_parse_edits(const cli_strs *steer, const cli_strs *ablate, const cli_strs *clamp, size_t n_latents,
+                    struct sae_edit *out, size_t *n_out);
+
 /* cli/cmd_docs.c: corpus documents and their windows (data/docs.h), shared by
  * `sae docs`, `sae show`, `sae viz` and `sae info`. */
 struct data_docs;

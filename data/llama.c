@@ -142,6 +142,13 @@ int data_llama_load(data_llama **out, const char *path, sae_error *err) {
     return SAE_OK;
 }
 
+const char *data_llama_short_name(const char *path) {
+    const char *name = path + strlen(path);
+    int slashes = 0;
+    while (name > path && !(name[-1] == '/' && ++slashes == 2)) name--;
+    return name;
+}
+
 void data_llama_free(data_llama *m) {
     if (!m) return;
     munmap(m->map, m->map_bytes);
@@ -323,6 +330,7 @@ void data_llama_blocks(data_llama_run *r, const size_t *off, size_t n_seq, int f
 }
 
 float *data_llama_residual(data_llama_run *r) { return r->x; }
+size_t data_llama_run_vocab(const data_llama_run *r) { return (size_t)r->m->c.vocab_size; }
 
 void data_llama_end(data_llama_run *r, size_t rows, float *logits) {
     SAE_ASSERT(rows <= r->cap);

@@ -69,6 +69,10 @@ const char *data_site_name(data_site s);
 int data_site_parse(const char *s, data_site *out);
 
 int data_llama_load(data_llama **out, const char *path, sae_error *err);
+/* The name a model is recorded under in activation and SAE files: its file
+ * name with its folder ("jaen-6m/model.bin"), since the file name alone is
+ * often just "model.bin". Points into path. */
+const char *data_llama_short_name(const char *path);
 void data_llama_free(data_llama *m);
 
 /* Scratch for up to max_rows tokens per forward, sequences of up to max_seq
@@ -82,6 +86,7 @@ int data_llama_run_init(data_llama_run **out, const data_llama *m, size_t max_ro
 int data_llama_run_init_seq(data_llama_run **out, const data_llama *m, size_t max_rows,
                             size_t max_seq, sae_error *err);
 void data_llama_run_free(data_llama_run *r);
+size_t data_llama_run_vocab(const data_llama_run *r); /* the model's V */
 
 /* Called with the activations x (rows, dim) at each site of each layer. The
  * hook may change x in place: the forward goes on from what it leaves (that
