@@ -9,7 +9,8 @@
  *
  * Paths covered: opening and reading an activation file, loading an SAE,
  * training set-up and steps to a final file, the features pass with its file
- * written and read back, search, eval, capture from a tiny llama2.c model,
+ * written and read back, search, eval, capture from a tiny llama2.c model
+ * and an SAE spliced into it (train_splice_eval),
  * and rendering figures. Allocations inside HDF5, OpenBLAS, libpng and
  * FreeType do not go through our allocator and are not counted. */
 #include <dirent.h>
@@ -32,6 +33,7 @@
 #include "features/feat.h"
 #include "sae/io.h"
 #include "tests/testutil.h"
+#include "train/splice_eval.h"
 #include "train/train.h"
 #include "viz/viz.h"
 
@@ -223,6 +225,35 @@ static int capture(sae_error *err) {
     return rc;
 }
 
+/* The SAE spliced into the tiny model, with edits and labels. */
+static int splice_eval(sae_error *err) {
+    data_llama *lm = NULL;
+    data_tokenizer *t = NULL;
+    int rc = data_llama_load(&lm, tu_path(dir, "tiny.bin"), err);
+    if (rc == 0) rc = data_tokenizer_load(&t, tu_path(dir, "tiny_tok.bin"), (size_t)lm->c.vocab_size, err);
+    sae_edit edits[3] = {{SAE_EDIT_ABLATE, 3, 0}, {SAE_EDIT_STEER, 5, 1.0f}, {SAE_EDIT_CLAMP, 7, 0.5f}};
+    train_splice_params p = {.corpus_path = tu_path(dir, "good.jsonl"), .seq_len = 12, .batch_rows = 24,
+                             .layer = 1, .site = DATA_SITE_MLP_OUT, .edits = edits, .n_edits = 3, .by_label = 1};
+    sae_model m = {0};
+    int have_model = 0;
+    if (rc == 0) {
+        sae_config c = sae_config_default(SAE_ARCH_TOPK);
+        c.k = 4;
+        if ((rc = sae_config_resolve(&c, 16, err)) == 0 &&
+            (rc = sae_model_init(&m, &c, train_splice_capacity(lm, &p), 0, err)) == 0) {
+            have_model = 1;
+            sae_model_init_params(&m, 3);
+        }
+    }
+    train_splice_result r;
+    if (rc == 0 && (rc = train_splice_eval(lm, t, &m, 1.5, &p, NULL, NULL, &r, err)) == 0)
+        train_splice_result_free(&r);
+    if (have_model) sae_model_free(&m);
+    data_tokenizer_free(t);
+    data_llama_free(lm);
+    return rc;
+}
+
 static const char *png_out;
 static const float v[6] = {-1, 0.5f, 0, 1, 0.25f, -0.5f};
 static const viz_render_opts o = {.scale = 1.0, .command = "test_alloc_fail"};
@@ -289,6 +320,7 @@ static void test_features(void **state) {
 static void test_capture(void **state) {
     (void)state;
     sweep("capture", capture, cap_out);
+    sweep("eval with the SAE spliced into the model", splice_eval, NULL);
 }
 static void test_figures(void **state) {
     (void)state;
