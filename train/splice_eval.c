@@ -58,29 +58,53 @@ static void copy_hook(int layer, data_site site, float *x, size_t rows, void *us
     if (layer == c->layer && site == c->site) memcpy(c->dst, x, rows * c->D * sizeof(float));
 }
 
-/* ce[i] (and kl[i] when logp_clean) of predicted rows i from logits; with
- * store, the log-probabilities are kept in logp instead. */
+/* Sum of exp(z[v] - mx) over a row, in float terms added in double: the
+ * terms are at most 1, so float exp loses nothing the double sum keeps, and
+ * it vectorises. */
+static double sum_exp(const float *z, size_t V, float mx) {
+    double sum = 0;
+    for (size_t v0 = 0; v0 < V; v0 += 256) {
+        size_t v1 = v0 + 256 < V ? v0 + 256 : V;
+        float part = 0.0f;
+        for (size_t v = v0; v < v1; v++) part += expf(z[v] - mx);
+        sum += part;
+    }
+    return sum;
+}
+
+/* KL(p || q) of one row from log p (lp) and q's logits z with log-sum-exp
+ * lse: sum p (lp - (z - lse)), in float terms added in double per block. */
+static double kl_row(const float *lp, const float *z, size_t V, float lse) {
+    double acc = 0;
+    for (size_t v0 = 0; v0 < V; v0 += 256) {
+        size_t v1 = v0 + 256 < V ? v0 + 256 : V;
+        float part = 0.0f;
+        for (size_t v = v0; v < v1; v++) part += expf(lp[v]) * (lp[v] - (z[v] - lse));
+        acc += part;
+    }
+    return acc;
+}
+
+/* ce[i] and kl[i] of the batch's rows from c->logits (0 for a row that
+ * predicts nothing inside its window); with store, the clean run: the
+ * log-probabilities are kept in c->logp for the later runs' KL. */
 static void score_rows(eval_ctx *c, const data_window_batch *b, double *ce, double *kl, int store) {
     size_t V = c->V, N = b->n_rows;
 #pragma omp parallel for schedule(dynamic, 16)
     for (size_t i = 0; i < N; i++) {
-        ce[i] = kl ? (kl[i] = 0.0, 0.0) : 0.0;
+        ce[i] = 0.0;
+        if (kl) kl[i] = 0.0;
         if (i + 1 >= N) continue;
         const float *z = c->logits + i * V;
         float mx = z[0];
         for (size_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        double sum = 0;
-        for (size_t v = 0; v < V; v++) sum += exp((double)z[v] - mx);
-        double lse = mx + log(sum);
+        double lse = mx + log(sum_exp(z, V, mx));
         ce[i] = lse - z[b->tokens[i + 1]];
         if (store) {
             float *lp = c->logp + i * V;
             for (size_t v = 0; v < V; v++) lp[v] = (float)(z[v] - lse);
         } else if (kl) {
-            const float *lp = c->logp + i * V;
-            double acc = 0;
-            for (size_t v = 0; v < V; v++) acc += exp((double)lp[v]) * ((double)lp[v] - ((double)z[v] - lse));
-            kl[i] = acc;
+            kl[i] = kl_row(c->logp + i * V, z, V, (float)lse);
         }
     }
 }
@@ -151,16 +175,21 @@ static void finish_scores(const group_sums *g, size_t D, double scale, train_spl
     s->l0 = g->l0 / nr;
 }
 
-/* One batch: the shared prefix, the clean run, then each splice. */
+/* One batch: the shared prefix, the clean run, then each splice. The
+ * residual stream is saved where the runs part: entering the site's block,
+ * or, for resid_post, leaving it (the saved stream is then the site itself,
+ * spliced directly, and the block is not run again). */
 static int eval_batch(eval_ctx *c, data_llama_run *run, const data_window_batch *b, sae_error *err) {
     const train_splice_params *p = c->p;
     int last = c->lm->c.n_layers - 1, n_runs = p->n_edits ? 3 : 2;
-    size_t N = b->n_rows;
-    data_llama_begin(run, b->tokens, b->off, b->n_win);
-    if (p->layer > 0) data_llama_blocks(run, b->off, b->n_win, 0, p->layer - 1, NULL, NULL);
-    memcpy(c->saved, data_llama_residual(run), N * c->D * sizeof(float));
+    int at_post = p->site == DATA_SITE_RESID_POST, resume = at_post ? p->layer + 1 : p->layer;
+    size_t N = b->n_rows, bytes = N * c->D * sizeof(float);
+    float *resid = data_llama_residual(run);
     copy_site cs = {p->layer, p->site, c->site_x, c->D};
-    data_llama_blocks(run, b->off, b->n_win, p->layer, last, copy_hook, &cs);
+    data_llama_begin(run, b->tokens, b->off, b->n_win);
+    if (resume > 0) data_llama_blocks(run, b->off, b->n_win, 0, resume - 1, copy_hook, &cs);
+    memcpy(c->saved, resid, bytes);
+    if (resume <= last) data_llama_blocks(run, b->off, b->n_win, resume, last, copy_hook, &cs);
     data_llama_end(run, N, c->logits);
     score_rows(c, b, c->ce_clean, NULL, 1);
     sae_splice_mode modes[N_RUNS] = {p->replace_error ? SAE_SPLICE_RECON_ERROR : SAE_SPLICE_RECON,
@@ -168,12 +197,14 @@ static int eval_batch(eval_ctx *c, data_llama_run *run, const data_window_batch 
     double *run_ce[N_RUNS], *run_kl[N_RUNS];
     for (int r = 0; r < n_runs; r++) {
         run_ce[r] = c->ce + (size_t)r * c->cap, run_kl[r] = c->kl + (size_t)r * c->cap;
-        memcpy(data_llama_residual(run), c->saved, N * c->D * sizeof(float));
+        memcpy(resid, c->saved, bytes);
         c->sp.mode = modes[r];
         c->sp.row_sse = r == RUN_SAE ? c->row_sse : NULL;
         c->sp.row_l0 = r == RUN_SAE ? c->row_l0 : NULL;
         sae_splice_set_batch(&c->sp, b->off, b->n_win);
-        data_llama_blocks(run, b->off, b->n_win, p->layer, last, sae_splice_hook, &c->sp);
+        if (at_post) sae_splice_hook(p->layer, p->site, resid, N, &c->sp);
+        if (resume <= last)
+            data_llama_blocks(run, b->off, b->n_win, resume, last, at_post ? NULL : sae_splice_hook, &c->sp);
         if (c->sp.failed) {
             *err = c->sp.err;
             return err->code ? err->code : SAE_ERR_NOMEM;

@@ -18,8 +18,9 @@
  * lies outside the window. fvu, mse and l0 are over positions 1 .. T-1, the
  * rows `sae capture` writes.
  *
- * Work: the blocks before the site's run once per batch; their output is
- * saved and the remaining blocks run once per splice. Memory: a batch's
+ * Work: the blocks before the site run once per batch; their output is
+ * saved and only the blocks after it run once per splice (for resid_post of
+ * block L, blocks L+1 ...). Memory: a batch's
  * logits and clean log-probabilities (2 x batch_rows x V floats).
  */
 #ifndef SAE_TRAIN_SPLICE_EVAL_H
