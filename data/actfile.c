@@ -662,6 +662,9 @@ int data_actwriter_open(data_actwriter **out, const char *path, const data_actwr
     hid_t sp = H5Screate_simple(2, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 2, chunk);
+    /* no object times (HDF5 stores them by default): two writes of the same
+     * rows give the same bytes, so captures can be compared with cmp */
+    H5Pset_obj_track_times(dcpl, 0);
     w->acts = H5Dcreate2(w->h5, "activations", o->float16 ? w->f16 : H5T_IEEE_F32LE, sp,
                          H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
@@ -708,6 +711,7 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
         hid_t sp = H5Screate_simple(1, dims, maxd);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, chunk);
+        H5Pset_obj_track_times(dcpl, 0);
         w->tokens = H5Dcreate2(w->h5, "tokens", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         H5Pclose(dcpl);
         H5Sclose(sp);
@@ -740,12 +744,16 @@ int data_actwriter_append(data_actwriter *w, const float *rows, const int32_t *t
 static int create_predictions(data_actwriter *w, size_t k, sae_error *err) {
     hsize_t dims[2] = {0, k}, maxd[2] = {H5S_UNLIMITED, k};
     hsize_t chunk[2] = {(1u << 16) / k + 1, k}; /* ~256 KiB chunks */
-    hid_t g = H5Gcreate2(w->h5, "predictions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0);
+    hid_t g = H5Gcreate2(w->h5, "predictions", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
     if (g < 0) return writer_fail(w, err, "/predictions");
     data_h5_set_attr_i64(g, "k", (int64_t)k);
     hid_t sp = H5Screate_simple(2, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_obj_track_times(dcpl, 0);
     w->pred_tok = H5Dcreate2(g, "token", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     w->pred_lp = H5Dcreate2(g, "logprob", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl), H5Sclose(sp), H5Gclose(g);
