@@ -374,29 +374,31 @@ static int top_logprobs(const float *logits, size_t V, size_t K, int32_t *ids, f
 }
 
 /* --- windows and batches ------------------------------------------------------- */
+/* What the hook copies: each requested site into its own (rows, dim) buffer,
+ * and for --predictions the last block's resid_post. The hook only reads x. */
 typedef struct {
-    int layer;
-    data_site site;
-    float *dst; /* (rows, dim) */
-    size_t dim;
+    const data_capture_site *sites;
+    float **dst; /* (n, ) each (rows, dim) */
+    size_t n, dim;
     int last_layer;
     float *final; /* (rows, dim) the last block's resid_post, or NULL */
 } site_copy;
 
 static void copy_hook(int layer, data_site site, float *x, size_t rows, void *user) {
     site_copy *s = user;
-    if (layer == s->layer && site == s->site) memcpy(s->dst, x, rows * s->dim * sizeof(float));
+    for (size_t i = 0; i < s->n; i++)
+        if (layer == s->sites[i].layer && site == s->sites[i].site)
+            memcpy(s->dst[i], x, rows * s->dim * sizeof(float));
     if (s->final && layer == s->last_layer && site == DATA_SITE_RESID_POST)
         memcpy(s->final, x, rows * s->dim * sizeof(float));
 }
 
 typedef struct {
-    float *acts;     /* (cap, dim) */
-    float *rows_out; /* (cap, dim) written rows */
-    int32_t *tok_out;
+    float **acts;    /* (n_sites) each (cap, dim): the forward's rows, then the
+                        written ones packed to the front in place */
+    int32_t *tok_out; /* (cap) the written rows' tokens */
     /* --predictions */
-    float *final;    /* (cap, dim) the last block's resid_post */
-    float *fin_out;  /* (cap, dim) its written rows */
+    float *final;    /* (cap, dim) the last block's resid_post, packed likewise */
     float *normed, *logits; /* (PRED_ROWS, dim), (PRED_ROWS, V) */
     int32_t *pred_id; /* (cap, K) */
     float *pred_lp;   /* (cap, K) */
@@ -451,20 +453,24 @@ typedef struct {
     const data_llama *m;
     data_llama_run *run;
     const data_capture_params *p;
-    data_actwriter *w;
-    window_index idx;
+    const data_capture_site *sites; /* (n_sites) */
+    size_t n_sites;
+    int last_layer;     /* the deepest block asked for */
+    data_actwriter **w; /* (n_sites) one output per site */
+    window_index idx;   /* the same windows in every output */
     batch b;
     uint64_t rows_written;
 } capture_ctx;
 
 /* Top-K predictions of the n written rows from their final residuals:
- * classifier products of PRED_ROWS rows, then the selection in parallel. */
+ * classifier products of PRED_ROWS rows, then the selection in parallel;
+ * computed once and appended to every output. */
 static int predict_rows(capture_ctx *c, size_t n, sae_error *err) {
     batch *b = &c->b;
     size_t D = (size_t)c->m->c.dim, V = (size_t)c->m->c.vocab_size, K = c->p->predictions;
     for (size_t r0 = 0; r0 < n; r0 += PRED_ROWS) {
         size_t cnt = n - r0 < PRED_ROWS ? n - r0 : PRED_ROWS;
-        data_llama_logits(c->m, b->fin_out + r0 * D, cnt, b->normed, b->logits);
+        data_llama_logits(c->m, b->final + r0 * D, cnt, b->normed, b->logits);
         int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad)
         for (size_t i = 0; i < cnt; i++)
@@ -475,72 +481,152 @@ static int predict_rows(capture_ctx *c, size_t n, sae_error *err) {
                                  "the model's logits are not finite near output row %llu: "
                                  "damaged weights?", (unsigned long long)(c->rows_written + r0));
     }
-    return data_actwriter_append_predictions(c->w, b->pred_id, b->pred_lp, n, K, err);
+    int rc = SAE_OK;
+    for (size_t s = 0; rc == SAE_OK && s < c->n_sites; s++)
+        rc = data_actwriter_append_predictions(c->w[s], b->pred_id, b->pred_lp, n, K, err);
+    return rc;
 }
 
-/* Runs one batch of windows and appends their rows (minus BOS unless kept). */
+/* Moves the written rows of x (rows, D) to its front, in order: row i goes
+ * to n <= i, so the move never overwrites a row still to be read. */
+static void pack_rows(float *x, size_t D, const data_window_batch *w, int keep_bos) {
+    size_t n = 0;
+    for (size_t s = 0; s < w->n_win; s++)
+        for (size_t i = w->off[s] + (keep_bos ? 0 : 1); i < w->off[s + 1]; i++, n++)
+            if (n != i) memcpy(x + n * D, x + i * D, D * sizeof(float));
+}
+
+/* Runs one batch of windows, once for every site, and appends their rows
+ * (minus BOS unless kept) to each output. */
 static int run_batch(capture_ctx *c, const data_window_batch *w, sae_error *err) {
     batch *b = &c->b;
     size_t D = (size_t)c->m->c.dim, n = 0;
-    int predict = c->p->predictions > 0;
-    site_copy sc = {c->p->layer, c->p->site, b->acts, D, c->m->c.n_layers - 1,
+    int predict = c->p->predictions > 0, keep = c->p->keep_bos;
+    site_copy sc = {c->sites, b->acts, c->n_sites, D, c->m->c.n_layers - 1,
                     predict ? b->final : NULL};
-    /* predictions need every block, not just those up to --layer */
-    data_llama_forward(c->run, w->tokens, w->off, w->n_win, predict ? -1 : c->p->layer, copy_hook,
+    /* predictions need every block, not just those up to the deepest site */
+    data_llama_forward(c->run, w->tokens, w->off, w->n_win, predict ? -1 : c->last_layer, copy_hook,
                        &sc, NULL);
     for (size_t s = 0; s < w->n_win; s++) {
-        for (size_t i = w->off[s] + (c->p->keep_bos ? 0 : 1); i < w->off[s + 1]; i++) {
-            memcpy(b->rows_out + n * D, b->acts + i * D, D * sizeof(float));
-            if (predict) memcpy(b->fin_out + n * D, b->final + i * D, D * sizeof(float));
+        for (size_t i = w->off[s] + (keep ? 0 : 1); i < w->off[s + 1]; i++)
             b->tok_out[n++] = w->tokens[i];
-        }
         if (index_add(&c->idx, (int64_t)(c->rows_written + n), w->label[s], w->meta[s], w->source[s]) < 0)
             return sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     }
-    int rc = data_actwriter_append(c->w, b->rows_out, b->tok_out, n, err);
+    if (!keep) {
+        for (size_t s = 0; s < c->n_sites; s++) pack_rows(b->acts[s], D, w, keep);
+        if (predict) pack_rows(b->final, D, w, keep);
+    }
+    int rc = SAE_OK;
+    for (size_t s = 0; rc == SAE_OK && s < c->n_sites; s++)
+        rc = data_actwriter_append(c->w[s], b->acts[s], b->tok_out, n, err);
     if (rc == SAE_OK && predict) rc = predict_rows(c, n, err);
     c->rows_written += n;
     return rc;
 }
 
-static int write_meta(capture_ctx *c, const data_tokenizer *t, const char *tokenizer_path,
-                      size_t seq_len, sae_error *err) {
-    size_t V = data_tokenizer_vocab_size(t), D = (size_t)c->m->c.dim;
+/* Everything but the rows, into output w: the same in every output. */
+static int write_meta(capture_ctx *c, data_actwriter *w, const char *const *vocab, size_t V,
+                      const char *tokenizer_path, size_t seq_len, sae_error *err) {
+    size_t D = (size_t)c->m->c.dim;
+    int rc = data_actwriter_set_docs(w, c->idx.off, c->idx.n,
+                                     c->idx.any_label ? (const char *const *)c->idx.labels : NULL, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_i64(w, "doc_source", c->idx.source, c->idx.n, err);
+    if (rc == SAE_OK && c->idx.any_meta)
+        rc = data_actwriter_put_strings(w, "doc_meta", (const char *const *)c->idx.meta, c->idx.n,
+                                        err);
+    if (rc == SAE_OK) rc = data_actwriter_set_vocab(w, vocab, V, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_f32(w, "unembed", c->m->wcls, V, D, err);
+    if (rc == SAE_OK) rc = data_actwriter_put_f32(w, "final_norm", c->m->rms_final, D, 0, err);
+    if (rc == SAE_OK) {
+        data_actwriter_set_attr_str(w, "tokenizer", tokenizer_path);
+        data_actwriter_set_attr_i64(w, "seq_len", (int64_t)seq_len);
+        data_actwriter_set_attr_i64(w, "keep_bos", c->p->keep_bos);
+        data_actwriter_set_attr_i64(w, "predictions", (int64_t)c->p->predictions);
+    }
+    return rc;
+}
+
+/* The tokenizer's display pieces (V malloc'd strings), for /vocab. */
+static char **vocab_pieces(const data_tokenizer *t, size_t V) {
     char **vocab = sae_calloc_n(V, sizeof *vocab);
-    int rc = vocab ? SAE_OK : sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
-    for (size_t i = 0; rc == SAE_OK && i < V; i++) {
+    for (size_t i = 0; vocab && i < V; i++) {
         char buf[512];
         data_tokenizer_display(t, (int32_t)i, buf, sizeof buf);
-        if (!(vocab[i] = sae_strdup(buf))) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+        if (!(vocab[i] = sae_strdup(buf))) {
+            for (size_t j = 0; j < i; j++) sae_free(vocab[j]);
+            sae_free(vocab);
+            vocab = NULL;
+        }
     }
-    if (rc == SAE_OK)
-        rc = data_actwriter_set_docs(c->w, c->idx.off, c->idx.n,
-                                     c->idx.any_label ? (const char *const *)c->idx.labels : NULL, err);
-    if (rc == SAE_OK) rc = data_actwriter_put_i64(c->w, "doc_source", c->idx.source, c->idx.n, err);
-    if (rc == SAE_OK && c->idx.any_meta)
-        rc = data_actwriter_put_strings(c->w, "doc_meta", (const char *const *)c->idx.meta, c->idx.n,
-                                        err);
-    if (rc == SAE_OK) rc = data_actwriter_set_vocab(c->w, (const char *const *)vocab, V, err);
-    if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "unembed", c->m->wcls, V, D, err);
-    if (rc == SAE_OK) rc = data_actwriter_put_f32(c->w, "final_norm", c->m->rms_final, D, 0, err);
-    if (rc == SAE_OK) {
-        data_actwriter_set_attr_str(c->w, "tokenizer", tokenizer_path);
-        data_actwriter_set_attr_i64(c->w, "seq_len", (int64_t)seq_len);
-        data_actwriter_set_attr_i64(c->w, "keep_bos", c->p->keep_bos);
-        data_actwriter_set_attr_i64(c->w, "predictions", (int64_t)c->p->predictions);
+    return vocab;
+}
+
+/* Writes the metadata into every output, then closes and renames each. If
+ * one fails, the outputs not yet finished are aborted and those already
+ * renamed into place are removed: all of them appear or none. */
+static int finish_all(capture_ctx *c, const data_tokenizer *t, const char *tokenizer_path,
+                      size_t seq_len, int rc, sae_error *err) {
+    size_t V = data_tokenizer_vocab_size(t);
+    char **vocab = rc == SAE_OK ? vocab_pieces(t, V) : NULL;
+    if (rc == SAE_OK && !vocab) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    for (size_t s = 0; rc == SAE_OK && s < c->n_sites; s++)
+        rc = write_meta(c, c->w[s], (const char *const *)vocab, V, tokenizer_path, seq_len, err);
+    size_t done = 0;
+    for (; rc == SAE_OK && done < c->n_sites; done++) {
+        rc = data_actwriter_finish(c->w[done], err); /* frees it, on failure too */
+        c->w[done] = NULL;
     }
+    for (size_t s = 0; s < c->n_sites; s++) {
+        if (c->w[s]) data_actwriter_abort(c->w[s]);
+        c->w[s] = NULL;
+    }
+    if (rc < 0)
+        for (size_t s = 0; s + 1 < done; s++) remove(c->sites[s].out_path);
     for (size_t i = 0; vocab && i < V; i++) sae_free(vocab[i]);
     sae_free(vocab);
     return rc;
+}
+
+/* The sites asked for: p's list, or its one layer/site/out_path. Refuses a
+ * layer out of range, a (layer, site) asked twice, two sites into one path. */
+static int check_sites(const data_capture_site *sites, size_t n, int n_layers, sae_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        const data_capture_site *a = &sites[i];
+        if (a->layer < 0 || a->layer >= n_layers)
+            return sae_error_set(err, SAE_ERR_ARG, "--layer", "layer %d is out of range: the model "
+                                 "has %d blocks (0..%d)", a->layer, n_layers, n_layers - 1);
+        if ((int)a->site < 0 || (int)a->site >= DATA_N_SITES)
+            return sae_error_set(err, SAE_ERR_ARG, "--site", "site %d is not one of the %d sites",
+                                 (int)a->site, DATA_N_SITES);
+        if (!a->out_path || !a->out_path[0])
+            return sae_error_set(err, SAE_ERR_ARG, "--out", "no output path for %s of layer %d",
+                                 data_site_name(a->site), a->layer);
+        for (size_t j = 0; j < i; j++) {
+            if (sites[j].layer == a->layer && sites[j].site == a->site)
+                return sae_error_set(err, SAE_ERR_ARG, "--layer", "%s of layer %d is asked for twice",
+                                     data_site_name(a->site), a->layer);
+            if (strcmp(sites[j].out_path, a->out_path) == 0)
+                return sae_error_set(err, SAE_ERR_ARG, a->out_path, "%s of layer %d and %s of layer "
+                                     "%d would both be written to this file",
+                                     data_site_name(sites[j].site), sites[j].layer,
+                                     data_site_name(a->site), a->layer);
+        }
+    }
+    return SAE_OK;
 }
 
 int data_capture_run(const data_llama *m, const char *model_path, const data_tokenizer *t,
                      const char *tokenizer_path, const data_capture_params *p, data_capture_cb cb,
                      void *user, sae_error *err) {
     const data_llama_config *mc = &m->c;
-    if (p->layer < 0 || p->layer >= mc->n_layers)
-        return sae_error_set(err, SAE_ERR_ARG, "--layer", "layer %d is out of range: the model has %d "
-                             "blocks (0..%d)", p->layer, mc->n_layers, mc->n_layers - 1);
+    data_capture_site one = {p->layer, p->site, p->out_path};
+    const data_capture_site *sites = p->n_sites ? p->sites : &one;
+    size_t n_sites = p->n_sites ? p->n_sites : 1;
+    if (p->n_sites && !p->sites)
+        return sae_error_set(err, SAE_ERR_ARG, NULL, "n_sites is %zu but no sites are given", n_sites);
+    int rc = check_sites(sites, n_sites, mc->n_layers, err);
+    if (rc < 0) return rc;
     size_t seq_len = p->seq_len ? p->seq_len : (size_t)mc->seq_len;
     if (seq_len < 2 || seq_len > (size_t)mc->seq_len)
         return sae_error_set(err, SAE_ERR_ARG, "--seq-len", "must be in 2..%d (the model's seq_len)",
@@ -554,35 +640,39 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     size_t D = (size_t)mc->dim, K = p->predictions;
 
     data_windows *win;
-    int rc = data_windows_open(&win, p->corpus_path, t, seq_len, p->batch_rows, err);
+    rc = data_windows_open(&win, p->corpus_path, t, seq_len, p->batch_rows, err);
     if (rc < 0) return rc;
     size_t cap = data_windows_max_rows(win);
-    capture_ctx c = {.m = m, .p = p};
+    capture_ctx c = {.m = m, .p = p, .sites = sites, .n_sites = n_sites, .last_layer = 0};
+    for (size_t s = 0; s < n_sites; s++)
+        if (sites[s].layer > c.last_layer) c.last_layer = sites[s].layer;
     batch *b = &c.b;
-    b->acts = sae_alloc(cap * D * sizeof(float));
-    b->rows_out = sae_alloc(cap * D * sizeof(float));
+    b->acts = sae_calloc_n(n_sites, sizeof *b->acts);
+    c.w = sae_calloc_n(n_sites, sizeof *c.w);
     b->tok_out = sae_malloc(cap * sizeof *b->tok_out);
-    if (K) {
+    int nomem = !b->acts || !c.w || !b->tok_out;
+    for (size_t s = 0; !nomem && s < n_sites; s++)
+        nomem = !(b->acts[s] = sae_alloc(cap * D * sizeof(float)));
+    if (nomem) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
+    if (rc == SAE_OK && K) {
         b->final = sae_alloc(cap * D * sizeof(float));
-        b->fin_out = sae_alloc(cap * D * sizeof(float));
         b->normed = sae_alloc(PRED_ROWS * D * sizeof(float));
         b->logits = sae_alloc(PRED_ROWS * V * sizeof(float));
         b->pred_id = sae_calloc_n(cap * K, sizeof *b->pred_id);
         b->pred_lp = sae_calloc_n(cap * K, sizeof *b->pred_lp);
-        if (!b->final || !b->fin_out || !b->normed || !b->logits || !b->pred_id || !b->pred_lp)
+        if (!b->final || !b->normed || !b->logits || !b->pred_id || !b->pred_lp)
             rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory for --predictions %zu", K);
     }
-    if (!b->acts || !b->rows_out || !b->tok_out) rc = sae_error_set(err, SAE_ERR_NOMEM, NULL, "out of memory");
     /* attention scores sized by the window, not the model's context */
     if (rc == SAE_OK) rc = data_llama_run_init_seq(&c.run, m, cap, seq_len, err);
-    if (rc == SAE_OK) {
-        /* "jaen-6m/model.bin": the file name alone is often just "model.bin" */
-        const char *name = model_path + strlen(model_path);
-        int slashes = 0;
-        while (name > model_path && !(name[-1] == '/' && ++slashes == 2)) name--;
+    /* "jaen-6m/model.bin": the file name alone is often just "model.bin" */
+    const char *name = model_path + strlen(model_path);
+    int slashes = 0;
+    while (name > model_path && !(name[-1] == '/' && ++slashes == 2)) name--;
+    for (size_t s = 0; rc == SAE_OK && s < n_sites; s++) {
         data_actwriter_opts o = {.d = D, .float16 = p->float16, .model = name,
-                                 .hook = data_site_name(p->site), .layer = p->layer};
-        rc = data_actwriter_open(&c.w, p->out_path, &o, err);
+                                 .hook = data_site_name(sites[s].site), .layer = sites[s].layer};
+        rc = data_actwriter_open(&c.w[s], sites[s].out_path, &o, err);
     }
     data_capture_progress pr = {0};
     data_windows_progress wp;
@@ -602,13 +692,10 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
         rc = sae_error_set(err, SAE_ERR_FORMAT, p->corpus_path, "no text to capture (empty corpus)");
     pr.finished = 1;
     if (rc == SAE_OK && cb) cb(&pr, user);
-    if (rc == SAE_OK) rc = write_meta(&c, t, tokenizer_path, seq_len, err);
-    if (c.w) {
-        if (rc == SAE_OK) rc = data_actwriter_finish(c.w, err);
-        else data_actwriter_abort(c.w);
-    }
-    sae_free(b->acts), sae_free(b->rows_out), sae_free(b->tok_out);
-    sae_free(b->final), sae_free(b->fin_out), sae_free(b->normed), sae_free(b->logits);
+    if (c.w) rc = finish_all(&c, t, tokenizer_path, seq_len, rc, err);
+    for (size_t s = 0; b->acts && s < n_sites; s++) sae_free(b->acts[s]);
+    sae_free(b->acts), sae_free(c.w), sae_free(b->tok_out);
+    sae_free(b->final), sae_free(b->normed), sae_free(b->logits);
     sae_free(b->pred_id), sae_free(b->pred_lp);
     data_llama_run_free(c.run);
     index_free(&c.idx);
