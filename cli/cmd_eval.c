@@ -167,7 +167,12 @@ int cmd_eval(int argc, char **argv) {
                   opts, n_opts);
         return CLI_EXIT_OK;
     }
-    if (!sae_path || !!data == !!mo.model) {
+    if (data && mo.model) {
+        cli_errorf("eval", "give --data (score the SAE on activations) or --model (score it inside the model), "
+                   "not both");
+        return CLI_EXIT_USAGE;
+    }
+    if (!sae_path || (!data && !mo.model)) {
         cli_errorf("eval", "--sae and one of --data or --model are required (try 'sae eval --help')");
         return CLI_EXIT_USAGE;
     }

@@ -665,10 +665,7 @@ int data_capture_run(const data_llama *m, const char *model_path, const data_tok
     }
     /* attention scores sized by the window, not the model's context */
     if (rc == SAE_OK) rc = data_llama_run_init_seq(&c.run, m, cap, seq_len, err);
-    /* "jaen-6m/model.bin": the file name alone is often just "model.bin" */
-    const char *name = model_path + strlen(model_path);
-    int slashes = 0;
-    while (name > model_path && !(name[-1] == '/' && ++slashes == 2)) name--;
+    const char *name = data_llama_short_name(model_path);
     for (size_t s = 0; rc == SAE_OK && s < n_sites; s++) {
         data_actwriter_opts o = {.d = D, .float16 = p->float16, .model = name,
                                  .hook = data_site_name(sites[s].site), .layer = sites[s].layer};

@@ -449,7 +449,7 @@ done
 expect_usage "give the edits" "${SG[@]}" --sae s_sae.h5
 expect_usage "need --sae" "${SG[@]}" --steer 5:1
 expect_usage "need --sae" "${SG[@]}" --layer 2
-expect_usage "one of --data or --model" "$S" eval --sae s_sae.h5 --data s_L2.h5 --model "$SM/stories260K.bin" \
+expect_usage "not both" "$S" eval --sae s_sae.h5 --data s_L2.h5 --model "$SM/stories260K.bin" \
     --tokenizer "$SM/tok512.bin" --corpus s_eval.jsonl
 expect_usage "--sae" "${SEV[@]}" --steer 5:1
 expect_usage "go with --model" "$S" eval --sae s_sae.h5 --data s_L2.h5 --steer 5:1
