@@ -121,14 +121,14 @@ static int eval_model(const char *sae_path, model_opts *o, uint64_t tokens, size
 int cmd_eval(int argc, char **argv) {
     const char *sae_path = NULL, *data = NULL;
     uint64_t tokens = 0;
-    size_t batch = 4096;
+    size_t batch = 0; /* by mode, below */
     int threads = cli_default_threads();
     model_opts mo = {.layer = -1, .site = -1};
     cli_opt opts[] = {
         {"sae", CLI_STR, &sae_path, "SAE checkpoint (.h5)", 0, NULL},
         {"data", CLI_STR, &data, "activation file (schema v1)", 0, NULL},
         {"tokens", CLI_U64, &tokens, "evaluate the first T rows (0 = all)", 0, NULL},
-        {"batch", CLI_SIZE, &batch, "rows per forward pass", 0, NULL},
+        {"batch", CLI_SIZE, &batch, "rows per forward pass (0: 4096 rows with --data, 2048 tokens with --model, whose logits take 2 x batch x V floats)", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
         {"model", CLI_STR, &mo.model, "llama2.c model: score the SAE spliced into it (with --tokenizer, --corpus)", 0, NULL},
         {"tokenizer", CLI_STR, &mo.tokenizer, "its tokenizer.bin (--model)", 0, NULL},
@@ -176,8 +176,8 @@ int cmd_eval(int argc, char **argv) {
         cli_errorf("eval", "--sae and one of --data or --model are required (try 'sae eval --help')");
         return CLI_EXIT_USAGE;
     }
-    if (batch == 0 || threads < 1) {
-        cli_errorf("eval", "--batch and --threads must be positive");
+    if (threads < 1) {
+        cli_errorf("eval", "--threads must be positive");
         return CLI_EXIT_USAGE;
     }
     int model_only = mo.tokenizer || mo.corpus || mo.layer != -1 || mo.site != -1 || mo.seq_len || mo.by_label ||
@@ -193,7 +193,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (mo.model) {
         sae_set_threads(threads);
-        return eval_model(sae_path, &mo, tokens, batch == 4096 ? 2048 : batch);
+        return eval_model(sae_path, &mo, tokens, batch ? batch : 2048);
     }
     sae_paths ps = {0};
     sae_paths_add(&ps, "--sae", sae_path, SAE_PATH_IN_DIR);
@@ -204,6 +204,7 @@ int cmd_eval(int argc, char **argv) {
     sae_model m;
     double scale;
     data_actfile *f = NULL;
+    if (!batch) batch = 4096;
     if ((rc = cli_open_sae_and_data(sae_path, data, batch, SAE_PRECISION_F32, &m, &scale, &f))) return rc;
     train_eval_result r;
     rc = train_eval(&m, scale, f, tokens, &r, &err);
