@@ -400,7 +400,11 @@ static void format_value(char *buf, size_t cap, const cli_opt *o) {
         snprintf(buf, cap, "%s", s ? s : "");
         break;
     }
-    case CLI_CHOICE: snprintf(buf, cap, "%s", o->choices[*(int *)o->target]); break;
+    case CLI_CHOICE: { /* a negative index: not given, decided later (the help says how) */
+        int i = *(int *)o->target;
+        snprintf(buf, cap, "%s", i >= 0 ? o->choices[i] : "auto");
+        break;
+    }
     case CLI_STRS: { /* the values it holds, comma-separated (none by default) */
         const cli_strs *l = o->target;
         buf[0] = 0;

@@ -127,7 +127,7 @@ int cmd_eval(int argc, char **argv) {
     cli_opt opts[] = {
         {"sae", CLI_STR, &sae_path, "SAE checkpoint (.h5)", 0, NULL},
         {"data", CLI_STR, &data, "activation file (schema v1)", 0, NULL},
-        {"tokens", CLI_U64, &tokens, "evaluate the first T rows (0 = all)", 0, NULL},
+        {"tokens", CLI_U64, &tokens, "evaluate the first T rows (--model: whole windows until T tokens are scored; 0 = all)", 0, NULL},
         {"batch", CLI_SIZE, &batch, "rows per forward pass (0: 4096 rows with --data, 2048 tokens with --model, whose logits take 2 x batch x V floats)", 0, NULL},
         {"threads", CLI_INT, &threads, "threads", 0, NULL},
         {"model", CLI_STR, &mo.model, "llama2.c model: score the SAE spliced into it (with --tokenizer, --corpus)", 0, NULL},

@@ -447,6 +447,11 @@ for g in SEV SG; do
     expect_usage "does not record which layer" "${C[@]}" --sae s_id.h5 --steer 1:1
 done
 expect_usage "give the edits" "${SG[@]}" --sae s_sae.h5
+# a choice left to be decided later (--site: from the SAE's provenance) prints as auto in --help
+for cmd in eval generate; do
+    "$S" $cmd --help >help.txt 2>&1 || fail "sae $cmd --help failed"
+    grep -q -- '--site .*\[auto\]' help.txt || fail "sae $cmd --help: --site default not shown as auto: $(grep -- --site help.txt)"
+done
 expect_usage "need --sae" "${SG[@]}" --steer 5:1
 expect_usage "need --sae" "${SG[@]}" --layer 2
 expect_usage "not both" "$S" eval --sae s_sae.h5 --data s_L2.h5 --model "$SM/stories260K.bin" \
