@@ -52,11 +52,10 @@ int data_windows_open(data_windows **out, const char *corpus_path, const data_to
         sae_free(w);
         return rc;
     }
-    if (batch_rows < seq_len) batch_rows = seq_len;
     w->t = t;
     w->seq_len = seq_len;
-    w->max_win = batch_rows / seq_len;
-    w->cap = w->max_win * seq_len;
+    w->cap = data_windows_capacity(seq_len, batch_rows);
+    w->max_win = w->cap / seq_len;
     w->tokens = sae_malloc(w->cap * sizeof *w->tokens);
     w->off = sae_malloc((w->max_win + 1) * sizeof *w->off);
     w->label = sae_calloc_n(w->max_win, sizeof *w->label);
@@ -126,5 +125,8 @@ int data_windows_next(data_windows *w, data_window_batch *b, sae_error *err) {
 }
 
 size_t data_windows_max_rows(const data_windows *w) { return w->cap; }
-size_t data_windows_max_windows(const data_windows *w) { return w->max_win; }
+size_t data_windows_capacity(size_t seq_len, size_t batch_rows) {
+    if (seq_len < 2) return 0;
+    return (batch_rows < seq_len ? seq_len : batch_rows) / seq_len * seq_len;
+}
 void data_windows_get_progress(const data_windows *w, data_windows_progress *p) { *p = w->pr; }

@@ -47,9 +47,10 @@ int data_windows_open(data_windows **out, const char *corpus_path, const data_to
 /* 1: *b holds the next batch (valid until the next call); 0: the corpus is
  * done; < 0: error (a corpus line, the tokenizer, memory). */
 int data_windows_next(data_windows *w, data_window_batch *b, sae_error *err);
-/* The most tokens (rows) and windows one batch may hold. */
+/* The most tokens (rows) one batch may hold: whole windows of seq_len,
+ * batch_rows raised to at least one window. */
+size_t data_windows_capacity(size_t seq_len, size_t batch_rows);
 size_t data_windows_max_rows(const data_windows *w);
-size_t data_windows_max_windows(const data_windows *w);
 void data_windows_get_progress(const data_windows *w, data_windows_progress *p);
 void data_windows_close(data_windows *w);
 

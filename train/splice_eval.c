@@ -41,8 +41,7 @@ typedef struct {
 
 size_t train_splice_capacity(const data_llama *lm, const train_splice_params *p) {
     size_t seq = p->seq_len ? p->seq_len : (size_t)lm->c.seq_len;
-    size_t rows = p->batch_rows < seq ? seq : p->batch_rows;
-    return rows / seq * seq; /* whole windows, as data/windows.c fills a batch */
+    return data_windows_capacity(seq, p->batch_rows);
 }
 
 /* The clean run's hook: keeps the site's activations for the statistics. */
