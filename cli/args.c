@@ -7,6 +7,7 @@
  * CLI_STRS flag, which is repeatable: its values are kept in order. A config
  * file may set a key once (cli/config.c); flags then override it, and for a
  * CLI_STRS flag the command line's values replace the config's, whole. */
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
@@ -448,4 +449,9 @@ void cli_usage_notes(FILE *out, const char *cmd, const char *synopsis, const cha
         fputc('\n', out);
     }
     fprintf(out, "  %-26s %s\n", "--help", "show this help");
+}
+
+void cli_json_num(cJSON *obj, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(obj, key, v);
+    else cJSON_AddNullToObject(obj, key);
 }

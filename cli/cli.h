@@ -63,6 +63,11 @@ void cli_usage_notes(FILE *out, const char *cmd, const char *synopsis, const cha
 /* Sets one option from text; src names where it came from for messages. */
 int cli_set(const cli_opt *o, const char *value, const char *src);
 
+/* key: v in a cJSON object, null when v is not finite (JSON has no infinity,
+ * and no sentinel number stands for "undefined"). */
+struct cJSON;
+void cli_json_num(struct cJSON *obj, const char *key, double v);
+
 /* "sae: error: SUBJECT: MSG" (subject omitted when empty). */
 void cli_error(const sae_error *err);
 void cli_errorf(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

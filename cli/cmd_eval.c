@@ -21,29 +21,24 @@ typedef struct model_opts {
     cli_strs steer, ablate, clamp;
 } model_opts;
 
-/* NaN (undefined) becomes null */
-static void add_num(cJSON *j, const char *key, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(j, key, v);
-    else cJSON_AddNullToObject(j, key);
-}
 
 static cJSON *scores_json(const train_splice_scores *s, int edited) {
     cJSON *j = cJSON_CreateObject();
-    add_num(j, "ce_clean", s->ce_clean);
-    add_num(j, "ce_sae", s->ce_sae);
-    add_num(j, "ce_zero", s->ce_zero);
-    add_num(j, "ce_score", s->ce_score);
-    add_num(j, "kl_sae", s->kl_sae);
-    add_num(j, "kl_zero", s->kl_zero);
-    add_num(j, "kl_score", s->kl_score);
+    cli_json_num(j, "ce_clean", s->ce_clean);
+    cli_json_num(j, "ce_sae", s->ce_sae);
+    cli_json_num(j, "ce_zero", s->ce_zero);
+    cli_json_num(j, "ce_score", s->ce_score);
+    cli_json_num(j, "kl_sae", s->kl_sae);
+    cli_json_num(j, "kl_zero", s->kl_zero);
+    cli_json_num(j, "kl_score", s->kl_score);
     if (edited) {
-        add_num(j, "ce_edit", s->ce_edit);
-        add_num(j, "ce_edit_delta", s->ce_edit - s->ce_clean);
-        add_num(j, "kl_edit", s->kl_edit);
+        cli_json_num(j, "ce_edit", s->ce_edit);
+        cli_json_num(j, "ce_edit_delta", s->ce_edit - s->ce_clean);
+        cli_json_num(j, "kl_edit", s->kl_edit);
     }
-    add_num(j, "fvu", s->fvu);
-    add_num(j, "mse", s->mse);
-    add_num(j, "l0", s->l0);
+    cli_json_num(j, "fvu", s->fvu);
+    cli_json_num(j, "mse", s->mse);
+    cli_json_num(j, "l0", s->l0);
     cJSON_AddNumberToObject(j, "tokens", (double)s->tokens);
     cJSON_AddNumberToObject(j, "windows", (double)s->windows);
     return j;

@@ -219,11 +219,6 @@ static void print_text(const report *p) {
 }
 
 /* --- JSON ------------------------------------------------------------------------- */
-/* numbers that are not finite are null: JSON has no infinity and no sentinel is used */
-static void jnum(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
-}
 static void jstr(cJSON *o, const char *k, const char *v) {
     if (v) cJSON_AddStringToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
@@ -235,39 +230,39 @@ static cJSON *json_row(const report *p, const feat_search_row *w) {
     cJSON_AddNumberToObject(j, "feature", (double)w->feature);
     if (p->fd) cJSON_AddStringToObject(j, "label", p->fd->label[w->feature]);
     if (o->kind == FEAT_SEARCH_LOGIT) {
-        jnum(j, "logit_score", w->logit_score);
+        cli_json_num(j, "logit_score", w->logit_score);
         return j;
     }
     if (o->kind == FEAT_SEARCH_ATTRIBUTE) {
-        jnum(j, "attribution", w->attribution);
-        jnum(j, "n_attr", (double)w->n_attr);
+        cli_json_num(j, "attribution", w->attribution);
+        cli_json_num(j, "n_attr", (double)w->n_attr);
         return j;
     }
-    jnum(j, "auroc", w->auroc);
-    jnum(j, "precision", w->precision);
-    jnum(j, "recall", w->recall);
-    jnum(j, "lift", w->lift);
-    jnum(j, "f1", w->f1);
-    jnum(j, "fires", (double)w->fires);
-    jnum(j, "fires_pos", (double)w->fires_pos);
-    jnum(j, "fires_neg", (double)w->fires_neg);
-    jnum(j, "n_pos", (double)w->n_pos);
-    jnum(j, "n_neg", (double)w->n_neg);
-    jnum(j, "mean_pos", w->mean_pos);
-    jnum(j, "mean_neg", w->mean_neg);
-    jnum(j, "mean_diff", w->mean_pos - w->mean_neg);
-    jnum(j, "var_pos", w->var_pos);
-    jnum(j, "var_neg", w->var_neg);
-    jnum(j, "var_ratio", w->var_ratio);
-    if (o->kind == FEAT_SEARCH_PREDICTED) jnum(j, "corr", w->corr);
+    cli_json_num(j, "auroc", w->auroc);
+    cli_json_num(j, "precision", w->precision);
+    cli_json_num(j, "recall", w->recall);
+    cli_json_num(j, "lift", w->lift);
+    cli_json_num(j, "f1", w->f1);
+    cli_json_num(j, "fires", (double)w->fires);
+    cli_json_num(j, "fires_pos", (double)w->fires_pos);
+    cli_json_num(j, "fires_neg", (double)w->fires_neg);
+    cli_json_num(j, "n_pos", (double)w->n_pos);
+    cli_json_num(j, "n_neg", (double)w->n_neg);
+    cli_json_num(j, "mean_pos", w->mean_pos);
+    cli_json_num(j, "mean_neg", w->mean_neg);
+    cli_json_num(j, "mean_diff", w->mean_pos - w->mean_neg);
+    cli_json_num(j, "var_pos", w->var_pos);
+    cli_json_num(j, "var_neg", w->var_neg);
+    cli_json_num(j, "var_ratio", w->var_ratio);
+    if (o->kind == FEAT_SEARCH_PREDICTED) cli_json_num(j, "corr", w->corr);
     if (o->kind == FEAT_SEARCH_CONTRAST) {
-        jnum(j, "p", w->p_value);
-        jnum(j, "q", w->q_value);
+        cli_json_num(j, "p", w->p_value);
+        cli_json_num(j, "q", w->q_value);
         if (w->top_doc >= 0) {
             cJSON *t = cJSON_AddObjectToObject(j, "top_document");
             cJSON_AddNumberToObject(t, "doc", (double)w->top_doc);
             cJSON_AddNumberToObject(t, "window", (double)w->top_window);
-            jnum(t, "value", w->top_value);
+            cli_json_num(t, "value", w->top_value);
         } else {
             cJSON_AddNullToObject(j, "top_document");
         }
@@ -308,7 +303,7 @@ static int print_json(const report *p, size_t top) {
             cJSON_AddStringToObject(u, "compared", r->pool != FEAT_POOL_NONE ? "documents" : "positions");
             cJSON_AddNumberToObject(u, "positive", (double)r->n_pos);
             cJSON_AddNumberToObject(u, "negative", (double)r->n_neg);
-            jnum(u, "base_rate", r->base_rate);
+            cli_json_num(u, "base_rate", r->base_rate);
         }
     } else {
         cJSON_AddNullToObject(root, "universe");
@@ -335,19 +330,19 @@ static int print_json(const report *p, size_t top) {
         cJSON *nu = cJSON_AddObjectToObject(root, "null");
         cJSON_AddStringToObject(nu, "statistic", r->sort == FEAT_SORT_MEAN_DIFF ? "mean_diff" : "auroc");
         cJSON_AddNumberToObject(nu, "permutations", (double)r->permutations);
-        jnum(nu, "best_median", r->null_median);
-        jnum(nu, "best_p95", r->null_p95);
-        jnum(nu, "observed_best", r->top_score);
-        jnum(nu, "fwer_p", r->fwer_p);
-        jnum(nu, "log10_labellings", r->log10_labellings);
-        jnum(nu, "min_p", r->min_p);
-        jnum(nu, "p_needed", r->p_needed);
+        cli_json_num(nu, "best_median", r->null_median);
+        cli_json_num(nu, "best_p95", r->null_p95);
+        cli_json_num(nu, "observed_best", r->top_score);
+        cli_json_num(nu, "fwer_p", r->fwer_p);
+        cli_json_num(nu, "log10_labellings", r->log10_labellings);
+        cli_json_num(nu, "min_p", r->min_p);
+        cli_json_num(nu, "p_needed", r->p_needed);
     } else {
         cJSON_AddNullToObject(root, "null");
     }
     if (o->kind == FEAT_SEARCH_CONTRAST) {
-        jnum(root, "var_ratio_all_features", r->var_ratio_features);
-        jnum(root, "var_ratio_resid", r->var_ratio_resid);
+        cli_json_num(root, "var_ratio_all_features", r->var_ratio_features);
+        cli_json_num(root, "var_ratio_resid", r->var_ratio_resid);
     }
     cJSON *rows = cJSON_AddArrayToObject(root, "rows");
     for (size_t i = 0; i < r->n && i < top; i++) cJSON_AddItemToArray(rows, json_row(p, &r->rows[i]));
